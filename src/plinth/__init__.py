@@ -1,0 +1,56 @@
+"""Plinth: AI infrastructure in one package.
+
+The public API is re-exported here and loaded lazily, so ``import plinth`` stays fast.
+
+Example:
+    >>> import plinth
+    >>> plinth.Workspace.__name__
+    'Workspace'
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArtifactStore",
+    "PlinthError",
+    "Settings",
+    "TableInfo",
+    "VersionInfo",
+    "Workspace",
+    "__version__",
+]
+
+_EXPORTS = {
+    "ArtifactStore": "plinth.storage",
+    "PlinthError": "plinth.errors",
+    "Settings": "plinth._core.settings",
+    "TableInfo": "plinth.lake.records",
+    "VersionInfo": "plinth.lake.records",
+    "Workspace": "plinth.workspace",
+}
+
+if TYPE_CHECKING:
+    from plinth._core.settings import Settings
+    from plinth.errors import PlinthError
+    from plinth.lake.records import TableInfo, VersionInfo
+    from plinth.storage import ArtifactStore
+    from plinth.workspace import Workspace
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'plinth' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

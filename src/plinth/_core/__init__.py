@@ -1,0 +1,1 @@
+"""Core utilities shared by every stage: settings, ids, clock, atomic files, URLs."""

@@ -1,0 +1,140 @@
+"""Catalog schema (SQLAlchemy 2.0 ORM). Alembic migrations in ``migrations/`` create it.
+
+Later stages add their tables here and a migration for each change.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Store datetimes as naive UTC and hand them back timezone-aware, on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value.replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every catalog table."""
+
+
+class LakeTable(Base):
+    """A named table in the lake, backed by one Delta table."""
+
+    __tablename__ = "lake_tables"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    location: Mapped[str] = mapped_column(Text)
+    key_columns: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    timestamp_column: Mapped[str | None] = mapped_column(String(256), nullable=True)
+    description: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(256))
+
+    versions: Mapped[list[TableVersion]] = relationship(
+        back_populates="table", order_by="TableVersion.version", cascade="all, delete-orphan"
+    )
+
+
+class TableVersion(Base):
+    """One committed version of a lake table; ``version`` is the Delta log version."""
+
+    __tablename__ = "table_versions"
+    __table_args__ = (UniqueConstraint("table_id", "version", name="uq_table_versions_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    table_id: Mapped[int] = mapped_column(ForeignKey("lake_tables.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(Integer)
+    operation: Mapped[str] = mapped_column(String(32))
+    row_count: Mapped[int] = mapped_column(BigInteger)
+    rows_added: Mapped[int] = mapped_column(BigInteger)
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    num_files: Mapped[int] = mapped_column(Integer)
+    schema: Mapped[list[Any]] = mapped_column(JSON)
+    source: Mapped[dict[str, Any]] = mapped_column(JSON)
+    ingest_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(256))
+
+    table: Mapped[LakeTable] = relationship(back_populates="versions")
+
+
+class Ingest(Base):
+    """An ingest attempt; ``pending`` rows left by a crashed process are reconciled on open."""
+
+    __tablename__ = "ingests"
+    __table_args__ = (Index("ix_ingests_status", "status"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    table_name: Mapped[str] = mapped_column(String(128))
+    mode: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    source: Mapped[dict[str, Any]] = mapped_column(JSON)
+    host: Mapped[str] = mapped_column(String(256))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_by: Mapped[str] = mapped_column(String(256))
+
+
+class LineageEdge(Base):
+    """A directed edge ``source -> target`` between any two catalog objects.
+
+    Objects are named by a kind (``file``, ``query``, ``table_version``, ``run`` ...) and an id
+    string, so every stage can record what it read and what it produced.
+    """
+
+    __tablename__ = "lineage_edges"
+    __table_args__ = (
+        UniqueConstraint(
+            "source_kind",
+            "source_id",
+            "target_kind",
+            "target_id",
+            "relation",
+            name="uq_lineage_edge",
+        ),
+        Index("ix_lineage_source", "source_kind", "source_id"),
+        Index("ix_lineage_target", "target_kind", "target_id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    source_kind: Mapped[str] = mapped_column(String(64))
+    source_id: Mapped[str] = mapped_column(String(512))
+    target_kind: Mapped[str] = mapped_column(String(64))
+    target_id: Mapped[str] = mapped_column(String(512))
+    relation: Mapped[str] = mapped_column(String(64))
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

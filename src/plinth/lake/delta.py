@@ -1,0 +1,97 @@
+"""Thin layer over ``deltalake``: commits tagged with the ingest id, finding a commit again,
+and statistics of a version read from the Delta log (no data files scanned).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+INGEST_KEY = "plinth.ingest_id"
+SOURCE_KEY = "plinth.source"
+COMMIT_RETRIES = 200
+
+
+@dataclass(frozen=True)
+class VersionStats:
+    """Row count, bytes and file count of one Delta version, from its add actions."""
+
+    row_count: int
+    bytes: int
+    num_files: int
+    schema: pa.Schema
+
+
+def commit_properties(ingest_id: str, source: dict[str, Any]) -> Any:
+    """Return Delta commit properties that tag the commit with the ingest id and its source."""
+    from deltalake import CommitProperties
+
+    return CommitProperties(
+        custom_metadata={INGEST_KEY: ingest_id, SOURCE_KEY: json.dumps(source, default=str)},
+        max_commit_retries=COMMIT_RETRIES,
+    )
+
+
+def open_table(uri: str, options: dict[str, str], version: int | None = None) -> Any:
+    """Open the Delta table at ``uri`` (at ``version`` if given)."""
+    from deltalake import DeltaTable
+
+    return DeltaTable(uri, version=version, storage_options=options or None)
+
+
+def table_exists(uri: str, options: dict[str, str]) -> bool:
+    """Return whether a Delta table exists at ``uri``."""
+    from deltalake import DeltaTable
+
+    return bool(DeltaTable.is_deltatable(uri, storage_options=options or None))
+
+
+def find_commit(table: Any, ingest_id: str) -> dict[str, Any] | None:
+    """Return the commit info tagged with ``ingest_id``, searching the newest commits first."""
+    for limit in (32, None):
+        for entry in table.history(limit):
+            if entry.get(INGEST_KEY) == ingest_id:
+                return entry
+    return None
+
+
+def version_stats(table: Any) -> VersionStats:
+    """Return the statistics of the version ``table`` is loaded at."""
+    actions = pa.table(table.get_add_actions(flatten=False))
+    rows = actions.column("num_records").to_pylist() if actions.num_rows else []
+    sizes = actions.column("size_bytes").to_pylist() if actions.num_rows else []
+    return VersionStats(
+        row_count=int(sum(r or 0 for r in rows)),
+        bytes=int(sum(sizes)),
+        num_files=actions.num_rows,
+        schema=pa.schema(table.schema().to_arrow()),
+    )
+
+
+def is_conflict(exc: BaseException) -> bool:
+    """Return whether a deltalake error means another writer committed first."""
+    name = type(exc).__name__
+    text = str(exc).lower()
+    return name in {"CommitFailedError"} or "already exists" in text or "conflict" in text
+
+
+def arrow_dataset(table: Any, filesystem: Any) -> Any:
+    """Return a ``pyarrow.dataset.Dataset`` over the data files of the loaded version.
+
+    Built from the log's file list on a native Arrow filesystem rather than through
+    ``DeltaTable.to_pyarrow_dataset``, whose Rust-backed filesystem handle aborts the interpreter
+    at exit (delta-rs issue 2184). Files written before a schema evolution lack the newer
+    columns; the table schema fills them with nulls.
+    """
+    import pyarrow.dataset as ds
+
+    schema = pa.schema(table.schema().to_arrow())
+    uris = table.file_uris()
+    if filesystem is not None:
+        uris = [u.split("://", 1)[1] if "://" in u else u for u in uris]
+    if not uris:
+        return ds.dataset(pa.Table.from_batches([], schema=schema))
+    return ds.dataset(uris, format="parquet", schema=schema, filesystem=filesystem)

@@ -1,0 +1,626 @@
+"""The lake: named Delta tables whose every version is recorded in the catalog."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError as SqlIntegrityError
+
+from plinth._core.clock import as_utc, utcnow
+from plinth._core.ids import new_id
+from plinth.catalog.lineage import Node, add_edge
+from plinth.catalog.models import Ingest, LakeTable, TableVersion
+from plinth.errors import (
+    ConfigError,
+    ConflictError,
+    PlinthError,
+    SchemaMismatchError,
+    StorageError,
+    TableNotFoundError,
+    VersionNotFoundError,
+)
+from plinth.lake.records import TableInfo, VersionInfo
+
+if TYPE_CHECKING:
+    from plinth.catalog import Catalog
+    from plinth.lake.reconcile import ReconcileResult
+    from plinth.storage import Storage
+
+MODES = ("append", "overwrite", "upsert")
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def check_table_name(name: str) -> str:
+    """Return ``name`` if it is a valid table name (a SQL identifier), else raise ConfigError.
+
+    Example:
+        >>> check_table_name("flights")
+        'flights'
+    """
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(
+            f"'{name}' is not a valid table name.",
+            hint="Use letters, digits and underscores, starting with a letter or underscore.",
+        )
+    return name
+
+
+class _Capture:
+    """Wraps a batch iterator so an error raised while Delta consumes it is re-raised intact."""
+
+    def __init__(
+        self,
+        batches: Iterator[pa.RecordBatch],
+        convert: Callable[[Any], Any],
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.batches = batches
+        self.convert = convert
+        self.progress = progress
+        self.error: BaseException | None = None
+        self.rows = 0
+
+    def __iter__(self) -> Iterator[pa.RecordBatch]:
+        try:
+            for batch in self.batches:
+                out = self.convert(batch)
+                self.rows += out.num_rows
+                if self.progress is not None:
+                    self.progress(self.rows)
+                yield out
+        except BaseException as exc:
+            self.error = exc
+            raise
+
+
+class Lake:
+    """Versioned tables on Delta Lake, recorded in the catalog.
+
+    Example:
+        >>> import plinth, pyarrow as pa, tempfile
+        >>> ws = plinth.Workspace(tempfile.mkdtemp())
+        >>> ws.lake.ingest(pa.table({"a": [1, 2]}), table="t").row_count
+        2
+        >>> ws.lake.read("t", version=0).num_rows
+        2
+    """
+
+    def __init__(self, catalog: Catalog, storage: Storage, user: str) -> None:
+        self.catalog = catalog
+        self.storage = storage
+        self.user = user
+        self.options = storage.storage_options()
+
+    # -- locations -------------------------------------------------------------------------
+
+    def table_uri(self, name: str) -> str:
+        """Return the storage URI of a table's Delta folder."""
+        return self.storage.uri(f"lake/{check_table_name(name)}")
+
+    # -- ingest ----------------------------------------------------------------------------
+
+    def ingest(
+        self,
+        source: Any,
+        *,
+        table: str,
+        mode: str = "append",
+        key: Sequence[str] | str | None = None,
+        timestamp: str | None = None,
+        evolve: bool = False,
+        sql_url: str | None = None,
+        format: str | None = None,
+        types: Mapping[str, str] | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> VersionInfo:
+        """Ingest ``source`` into ``table`` as one Delta commit and one catalog version.
+
+        ``source`` is a file path or glob (CSV, Parquet, JSON; ``.gz``/``.zip``), a SQL query
+        (with ``sql_url``), or a pandas/polars DataFrame or Arrow table/stream. ``mode`` is
+        ``append``, ``overwrite`` or ``upsert`` (by ``key``). The table's schema is enforced;
+        ``evolve=True`` adds new columns. Large inputs stream in record batches; ``progress`` is
+        called with the running row count after each batch.
+
+        Example:
+            >>> # ws.lake.ingest("flights.csv.zip", table="flights", timestamp="time_hour")
+        """
+        from plinth.lake.sources import resolve_source
+
+        check_table_name(table)
+        if mode not in MODES:
+            raise ConfigError(f"Unknown ingest mode '{mode}'.", hint=f"Use one of: {MODES}.")
+        keys = [key] if isinstance(key, str) else list(key or [])
+        src = resolve_source(source, sql_url=sql_url, fmt=format)
+        ingest_id = new_id("ing_")
+        self._start_ingest(ingest_id, table, mode, src.descriptor)
+        try:
+            version, rows_added, stored = self._write(
+                src, ingest_id, table, mode, keys, timestamp, evolve, types, progress
+            )
+            descriptor = src.finish()
+            return self.record_version(
+                ingest_id=ingest_id,
+                table_name=table,
+                version=version,
+                operation=mode,
+                rows_added=rows_added,
+                source=descriptor,
+                created_by=self.user,
+                key_columns=keys or stored.get("keys"),
+                timestamp_column=timestamp,
+            )
+        except BaseException as exc:
+            self._fail_ingest(ingest_id, exc)
+            raise
+
+    def _start_ingest(self, ingest_id: str, table: str, mode: str, source: dict[str, Any]) -> None:
+        with self.catalog.session() as session:
+            session.add(
+                Ingest(
+                    id=ingest_id,
+                    table_name=table,
+                    mode=mode,
+                    status="pending",
+                    source=source,
+                    host=socket.gethostname(),
+                    pid=os.getpid(),
+                    started_at=utcnow(),
+                    created_by=self.user,
+                )
+            )
+
+    def _fail_ingest(self, ingest_id: str, exc: BaseException) -> None:
+        try:
+            with self.catalog.session() as session:
+                row = session.get(Ingest, ingest_id)
+                if row is not None and row.status == "pending":
+                    row.status = "failed"
+                    row.finished_at = utcnow()
+                    row.error = f"{type(exc).__name__}: {exc}"[:4000]
+        except Exception:
+            pass
+
+    def _stored_table(self, table: str) -> dict[str, Any]:
+        with self.catalog.session() as session:
+            row = session.scalar(select(LakeTable).where(LakeTable.name == table))
+            if row is None:
+                return {}
+            return {"keys": row.key_columns, "timestamp": row.timestamp_column}
+
+    def _write(
+        self,
+        src: Any,
+        ingest_id: str,
+        table: str,
+        mode: str,
+        keys: list[str],
+        timestamp: str | None,
+        evolve: bool,
+        types: Mapping[str, str] | None,
+        progress: Callable[[int], None] | None,
+    ) -> tuple[int, int, dict[str, Any]]:
+        from plinth.lake import delta
+
+        uri = self.table_uri(table)
+        stored = self._stored_table(table)
+        if mode == "upsert" and not (keys or stored.get("keys")):
+            raise ConfigError(
+                f"Upsert into '{table}' needs key columns.",
+                hint="Pass --key COL[,COL...] (key=[...]).",
+            )
+        attempts = 3 if src.reiterable else 1
+        for attempt in range(attempts):
+            existed = self._exists(uri)
+            try:
+                table_keys = keys or stored.get("keys") or []
+                rows = self._write_once(
+                    src,
+                    ingest_id,
+                    table,
+                    uri,
+                    mode,
+                    table_keys,
+                    timestamp,
+                    evolve,
+                    types,
+                    existed,
+                    progress,
+                )
+                break
+            except PlinthError:
+                raise
+            except Exception as exc:
+                # Two writers creating a new table race for version 0: the loser retries as an
+                # append to the table the winner created.
+                if not existed and delta.is_conflict(exc) and attempt + 1 < attempts:
+                    continue
+                if delta.is_conflict(exc):
+                    raise ConflictError(
+                        f"Ingest into '{table}' conflicted with a concurrent change: {exc}.",
+                        hint="Run the ingest again.",
+                    ) from exc
+                raise StorageError(
+                    f"Writing table '{table}' at '{uri}' failed: {exc}.",
+                    hint="Check the storage location is writable (PLINTH_STORAGE_URL).",
+                ) from exc
+        commit = delta.find_commit(delta.open_table(uri, self.options), ingest_id)
+        if commit is None:
+            raise ConflictError(
+                f"The commit of ingest {ingest_id} is missing from table '{table}'.",
+                hint="Another process may have overwritten the table's log; check its history.",
+            )
+        return int(commit["version"]), rows, stored
+
+    def _exists(self, uri: str) -> bool:
+        from plinth.lake import delta
+
+        try:
+            return delta.table_exists(uri, self.options)
+        except Exception as exc:
+            raise StorageError(
+                f"Cannot reach the lake storage at '{uri}': {exc}.",
+                hint="Check PLINTH_STORAGE_URL, the endpoint and the credentials.",
+            ) from exc
+
+    def _write_once(
+        self,
+        src: Any,
+        ingest_id: str,
+        table: str,
+        uri: str,
+        mode: str,
+        keys: list[str],
+        timestamp: str | None,
+        evolve: bool,
+        types: Mapping[str, str] | None,
+        existed: bool,
+        progress: Callable[[int], None] | None,
+    ) -> int:
+        from deltalake import write_deltalake
+
+        from plinth.lake import delta
+        from plinth.lake.schema import column_types, conform_batch, plan_schema
+
+        current = None
+        if existed:
+            current = pa.schema(delta.open_table(uri, self.options).schema().to_arrow())
+        parse_types = column_types(current, types)
+        incoming, batches = src.open(parse_types)
+        if types:
+            incoming = pa.schema(
+                [pa.field(f.name, parse_types.get(f.name, f.type)) for f in incoming]
+            )
+        target = plan_schema(current, incoming, evolve=evolve, table_name=table)
+        _check_columns(table, target, keys, timestamp)
+        capture = _Capture(batches, lambda b: conform_batch(b, target), progress)
+        reader = pa.RecordBatchReader.from_batches(target, iter(capture))
+        props = delta.commit_properties(ingest_id, src.descriptor)
+        try:
+            if mode == "upsert" and existed:
+                self._merge(uri, reader, keys, table, props, evolve)
+            else:
+                schema_mode = None
+                if evolve and current is not None:
+                    schema_mode = "overwrite" if mode == "overwrite" else "merge"
+                write_deltalake(
+                    uri,
+                    reader,
+                    mode="overwrite" if mode == "overwrite" else "append",
+                    schema_mode=schema_mode,
+                    storage_options=self.options or None,
+                    commit_properties=props,
+                )
+        except BaseException:
+            if capture.error is not None:
+                raise capture.error from None
+            raise
+        return capture.rows
+
+    def _merge(
+        self,
+        uri: str,
+        reader: pa.RecordBatchReader,
+        keys: list[str],
+        table: str,
+        props: Any,
+        evolve: bool,
+    ) -> None:
+        import pyarrow.compute as pc
+
+        from plinth.errors import ParseError
+        from plinth.lake import delta
+
+        data = reader.read_all()
+        for key in keys:
+            if data.column(key).null_count:
+                raise ParseError(
+                    f"Key column '{key}' has {data.column(key).null_count} null value(s); "
+                    "upsert cannot match them.",
+                    hint="Drop or fill rows with a null key before the upsert.",
+                )
+        counts = data.group_by(keys).aggregate([([], "count_all")])
+        dupes = counts.filter(pc.greater(counts.column("count_all"), 1))
+        if dupes.num_rows:
+            sample = dupes.slice(0, 3).select(keys).to_pylist()
+            raise SchemaMismatchError(
+                f"The upsert input has {dupes.num_rows} key value(s) on more than one row, "
+                f"e.g. {sample}.",
+                hint="Deduplicate the input on the key columns first.",
+            )
+        predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
+        target = delta.open_table(uri, self.options)
+        (
+            target.merge(
+                data,
+                predicate=predicate,
+                source_alias="s",
+                target_alias="t",
+                merge_schema=evolve,
+                commit_properties=props,
+            )
+            .when_matched_update_all()
+            .when_not_matched_insert_all()
+            .execute()
+        )
+
+    def record_version(
+        self,
+        *,
+        ingest_id: str,
+        table_name: str,
+        version: int,
+        operation: str,
+        rows_added: int,
+        source: dict[str, Any],
+        created_by: str,
+        key_columns: list[str] | None,
+        timestamp_column: str | None,
+    ) -> VersionInfo:
+        """Record a committed Delta version in the catalog, with lineage, in one transaction."""
+        from plinth.lake import delta
+        from plinth.lake.schema import schema_to_json
+        from plinth.lake.sources import lineage_nodes
+
+        uri = self.table_uri(table_name)
+        stats = delta.version_stats(delta.open_table(uri, self.options, version))
+        for attempt in range(2):
+            try:
+                with self.catalog.session() as session:
+                    row = session.scalar(select(LakeTable).where(LakeTable.name == table_name))
+                    if row is None:
+                        row = LakeTable(
+                            name=table_name,
+                            location=uri,
+                            key_columns=key_columns or None,
+                            timestamp_column=timestamp_column,
+                            created_at=utcnow(),
+                            created_by=created_by,
+                        )
+                        session.add(row)
+                        session.flush()
+                    else:
+                        if key_columns:
+                            row.key_columns = list(key_columns)
+                        if timestamp_column:
+                            row.timestamp_column = timestamp_column
+                    existing = session.scalar(
+                        select(TableVersion).where(
+                            TableVersion.table_id == row.id, TableVersion.version == version
+                        )
+                    )
+                    if existing is None:
+                        existing = TableVersion(
+                            table_id=row.id,
+                            version=version,
+                            operation=operation,
+                            row_count=stats.row_count,
+                            rows_added=rows_added,
+                            bytes=stats.bytes,
+                            num_files=stats.num_files,
+                            schema=schema_to_json(stats.schema),
+                            source=source,
+                            ingest_id=ingest_id,
+                            created_at=utcnow(),
+                            created_by=created_by,
+                        )
+                        session.add(existing)
+                    target = Node("table_version", f"{table_name}@{version}")
+                    for node, details in lineage_nodes(source):
+                        add_edge(session, node, target, "ingested_into", details)
+                    ingest = session.get(Ingest, ingest_id)
+                    if ingest is not None:
+                        ingest.status = "committed"
+                        ingest.version = version
+                        ingest.source = source
+                        ingest.finished_at = utcnow()
+                    session.flush()
+                    return VersionInfo.of(row, existing)
+            except SqlIntegrityError:
+                # A concurrent first ingest created the table row; read it and go again.
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def _table_row(self, session: Any, name: str) -> LakeTable:
+        row = session.scalar(select(LakeTable).where(LakeTable.name == name))
+        if row is None:
+            raise TableNotFoundError(
+                f"Table '{name}' does not exist.",
+                hint="Run 'plinth tables' to list tables, or ingest data into it first.",
+            )
+        return row
+
+    def tables(self) -> list[TableInfo]:
+        """Return every lake table with its latest version, by name.
+
+        Example:
+            >>> # [t.name for t in ws.lake.tables()]
+        """
+        with self.catalog.session() as session:
+            latest = (
+                select(
+                    TableVersion.table_id,
+                    func.max(TableVersion.version).label("v"),
+                    func.count(TableVersion.id).label("n"),
+                )
+                .group_by(TableVersion.table_id)
+                .subquery()
+            )
+            rows = session.execute(
+                select(LakeTable, TableVersion, latest.c.n)
+                .join(latest, latest.c.table_id == LakeTable.id)
+                .join(
+                    TableVersion,
+                    (TableVersion.table_id == LakeTable.id) & (TableVersion.version == latest.c.v),
+                )
+                .order_by(LakeTable.name)
+            ).all()
+            return [_table_info(t, v, n) for t, v, n in rows]
+
+    def table(self, name: str) -> TableInfo:
+        """Return one table with its latest version; raise TableNotFoundError if unknown."""
+        with self.catalog.session() as session:
+            row = self._table_row(session, name)
+            versions = row.versions
+            return _table_info(row, versions[-1] if versions else None, len(versions))
+
+    def history(self, name: str) -> list[VersionInfo]:
+        """Return every recorded version of a table, oldest first."""
+        with self.catalog.session() as session:
+            row = self._table_row(session, name)
+            return [VersionInfo.of(row, v) for v in row.versions]
+
+    def version(
+        self, name: str, version: int | None = None, as_of: datetime | None = None
+    ) -> VersionInfo:
+        """Return a table's version by number, as of a time, or the latest."""
+        with self.catalog.session() as session:
+            row = self._table_row(session, name)
+            query = select(TableVersion).where(TableVersion.table_id == row.id)
+            if version is not None:
+                query = query.where(TableVersion.version == version)
+            elif as_of is not None:
+                query = query.where(TableVersion.created_at <= as_of_utc(as_of))
+            found = session.scalar(query.order_by(TableVersion.version.desc()).limit(1))
+            if found is None:
+                what = (
+                    f"version {version}"
+                    if version is not None
+                    else (
+                        f"a version as of {as_of_utc(as_of).isoformat()}"
+                        if as_of
+                        else "any version"
+                    )
+                )
+                raise VersionNotFoundError(
+                    f"Table '{name}' has no {what}.",
+                    hint=f"Run 'plinth table history {name}' to list its versions.",
+                )
+            return VersionInfo.of(row, found)
+
+    def delta_table(
+        self, name: str, version: int | None = None, as_of: datetime | None = None
+    ) -> Any:
+        """Return the ``deltalake.DeltaTable`` of a table at a recorded version."""
+        from plinth.lake import delta
+
+        info = self.version(name, version, as_of)
+        try:
+            return delta.open_table(self.table_uri(name), self.options, info.version)
+        except Exception as exc:
+            raise VersionNotFoundError(
+                f"Version {info.version} of table '{name}' cannot be loaded from the lake: {exc}.",
+                hint="The Delta log may have been vacuumed or the storage moved.",
+            ) from exc
+
+    def scan(self, name: str, version: int | None = None, as_of: datetime | None = None) -> Any:
+        """Return a ``pyarrow.dataset.Dataset`` over a table version, for out-of-core reads.
+
+        Example:
+            >>> # ws.lake.scan("flights").to_batches(columns=["dep_delay"])
+        """
+        from plinth.lake import delta
+
+        return delta.arrow_dataset(
+            self.delta_table(name, version, as_of), self.storage.arrow_filesystem()
+        )
+
+    def read(
+        self,
+        name: str,
+        version: int | None = None,
+        as_of: datetime | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """Read a table version (latest by default) into an Arrow table.
+
+        Example:
+            >>> # ws.lake.read("flights", version=0, columns=["dep_delay"]).num_rows
+        """
+        dataset = self.scan(name, version, as_of)
+        if columns:
+            missing = [c for c in columns if c not in dataset.schema.names]
+            if missing:
+                raise SchemaMismatchError(
+                    f"Table '{name}' has no column(s) {', '.join(missing)}.",
+                    hint=f"Its columns are: {', '.join(dataset.schema.names)}.",
+                )
+        return dataset.to_table(columns=list(columns) if columns else None)
+
+    def reconcile(self) -> ReconcileResult:
+        """Resolve ingests left pending by a crashed process (see :mod:`plinth.lake.reconcile`)."""
+        from plinth.lake.reconcile import reconcile
+
+        return reconcile(self)
+
+
+def as_of_utc(value: datetime | None) -> datetime:
+    """Return an ``as_of`` argument as aware UTC (naive values are taken as UTC)."""
+    if value is None:
+        raise ValueError("as_of is required")
+    return as_utc(value)
+
+
+def _check_columns(table: str, schema: pa.Schema, keys: list[str], timestamp: str | None) -> None:
+    missing = [k for k in keys if schema.get_field_index(k) < 0]
+    if missing:
+        raise SchemaMismatchError(
+            f"Key column(s) {', '.join(missing)} are not in the input for table '{table}'.",
+            hint=f"The columns are: {', '.join(schema.names)}.",
+        )
+    if timestamp is None:
+        return
+    index = schema.get_field_index(timestamp)
+    if index < 0:
+        raise SchemaMismatchError(
+            f"Timestamp column '{timestamp}' is not in the input for table '{table}'.",
+            hint=f"The columns are: {', '.join(schema.names)}.",
+        )
+    dtype = schema.field(index).type
+    if not (pa.types.is_timestamp(dtype) or pa.types.is_date(dtype)):
+        raise SchemaMismatchError(
+            f"Timestamp column '{timestamp}' of table '{table}' is {dtype}, not a timestamp.",
+            hint=f"Declare its type: --type {timestamp}=timestamptz (or timestamp).",
+        )
+
+
+def _table_info(row: LakeTable, latest: TableVersion | None, count: int) -> TableInfo:
+    return TableInfo(
+        name=row.name,
+        location=row.location,
+        key_columns=row.key_columns,
+        timestamp_column=row.timestamp_column,
+        created_at=row.created_at,
+        created_by=row.created_by,
+        version_count=count,
+        latest=VersionInfo.of(row, latest) if latest is not None else None,
+    )

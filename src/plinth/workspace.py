@@ -1,0 +1,106 @@
+"""The workspace: resolved settings plus the catalog, storage, artifact store and lake."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from plinth._core.settings import ResolvedSettings, Settings, load_settings
+
+if TYPE_CHECKING:
+    from plinth.catalog import Catalog
+    from plinth.lake import Lake
+    from plinth.storage import ArtifactStore, Storage
+
+
+class Workspace:
+    """One Plinth workspace: everything is opened lazily, on first use.
+
+    Settings come from the ``home`` argument, ``PLINTH_*`` variables, ``plinth.toml`` and
+    defaults, in that order. Opening the catalog applies migrations; opening the lake reconciles
+    ingests a crashed process left pending.
+
+    Example:
+        >>> import tempfile
+        >>> ws = Workspace(tempfile.mkdtemp())
+        >>> ws.lake.tables()
+        []
+        >>> ws.close()
+    """
+
+    def __init__(self, home: str | Path | None = None, *, settings: Settings | None = None) -> None:
+        if settings is not None:
+            self.resolved = ResolvedSettings(settings, {}, None)
+        else:
+            self.resolved = load_settings(home=home)
+
+    @property
+    def settings(self) -> Settings:
+        """The workspace's resolved settings."""
+        return self.resolved.settings
+
+    @property
+    def home(self) -> Path:
+        """The workspace folder."""
+        return self.settings.home
+
+    @cached_property
+    def catalog(self) -> Catalog:
+        """The catalog database, migrated to the newest schema."""
+        from plinth.catalog import Catalog
+
+        return Catalog(self.settings.catalog_url)
+
+    @cached_property
+    def storage(self) -> Storage:
+        """The storage backend under ``PLINTH_STORAGE_URL``."""
+        from plinth.storage import open_storage
+
+        return open_storage(self.settings.storage_root)
+
+    @cached_property
+    def artifacts(self) -> ArtifactStore:
+        """The content-addressed artifact store."""
+        from plinth.storage import ArtifactStore
+
+        return ArtifactStore(self.storage)
+
+    @cached_property
+    def lake(self) -> Lake:
+        """The versioned data lake; pending ingests of crashed processes are reconciled here."""
+        from plinth.lake import Lake
+
+        lake = Lake(self.catalog, self.storage, self.settings.user)
+        lake.reconcile()
+        return lake
+
+    def init(self) -> dict[str, Any]:
+        """Create the workspace folder, the catalog schema and the storage root; idempotent.
+
+        Example:
+            >>> import tempfile
+            >>> Workspace(tempfile.mkdtemp()).init()["catalog"].startswith("sqlite")
+            True
+        """
+        from plinth._core.urls import redact_url
+
+        self.home.mkdir(parents=True, exist_ok=True)
+        catalog = self.catalog
+        self.storage.check_writable()
+        return {
+            "home": str(self.home),
+            "catalog": redact_url(catalog.url),
+            "storage": self.storage.url,
+        }
+
+    def close(self) -> None:
+        """Release the catalog connections."""
+        if "catalog" in self.__dict__:
+            self.catalog.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,572 @@
+"""Real PostgreSQL and S3 (moto) servers for integration tests.
+
+This pytest plugin starts the services on loopback only, once per test session, and
+stops them when the session ends. Load it with ``pytest_plugins = ["tests.services"]``.
+
+Fixtures:
+
+* ``postgres_url`` (session): SQLAlchemy URL of a fresh PostgreSQL server's test database.
+* ``postgres_db_url`` (function): SQLAlchemy URL of a new, uniquely named database that is
+  dropped after the test.
+* ``s3_endpoint`` (session): ``http://127.0.0.1:PORT`` of a moto S3 server; the AWS_*
+  environment variables point at it while the session runs.
+* ``s3_bucket_url`` (function): ``s3://BUCKET/prefix`` in a new, uniquely named bucket.
+
+Environment:
+
+* ``PLINTH_TEST_POSTGRES_URL``: use this PostgreSQL server instead of starting one.
+* ``PLINTH_TEST_S3_ENDPOINT``: use this S3 endpoint instead of starting moto.
+* ``CI`` set to ``true`` or ``1``: a service that cannot be started fails the tests
+  instead of skipping them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import glob
+import importlib.util
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import NoReturn
+
+import pytest
+
+POSTGRES_START_TIMEOUT = 30.0
+S3_START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+LOG_TAIL_LINES = 20
+TEST_DATABASE = "plinth_test"
+SUPERUSER = "postgres"
+FALLBACK_SYSTEM_USER = "plinthpg"
+
+_AWS_ENV_KEYS = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+    "AWS_ENDPOINT_URL",
+)
+
+
+class ServiceError(RuntimeError):
+    """A service could not be started."""
+
+
+def _is_ci() -> bool:
+    """Return True when running under continuous integration (``CI`` is true or 1)."""
+    return os.environ.get("CI", "").strip().lower() in {"true", "1"}
+
+
+def _unavailable(service: str, reason: str) -> NoReturn:
+    """Skip the test locally, or fail it in CI, because a service is not available."""
+    message = f"{service} is not available: {reason}"
+    if _is_ci():
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """Return the last lines of a log file, or an empty string if it cannot be read."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return ""
+    tail = text.strip().splitlines()[-lines:]
+    return "\n".join(tail)
+
+
+def _with_log(reason: str, log: Path) -> str:
+    """Append the tail of a log file to an error message."""
+    tail = _log_tail(log)
+    return f"{reason}\n--- last lines of {log} ---\n{tail}" if tail else reason
+
+
+def _make_tempdir(prefix: str) -> Path:
+    """Create a private temporary directory with a short path (unix sockets need one)."""
+    base = tempfile.gettempdir()
+    if len(base) > 60 and os.path.isdir("/tmp"):
+        base = "/tmp"
+    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+
+
+@dataclass
+class _RunAs:
+    """The unprivileged user that server processes run as (None means the current user)."""
+
+    uid: int | None = None
+    gid: int | None = None
+    name: str | None = None
+
+    def popen_kwargs(self) -> dict[str, object]:
+        """Return ``subprocess.Popen`` keyword arguments that switch to this user."""
+        if self.uid is None:
+            return {}
+        return {"user": self.uid, "group": self.gid, "extra_groups": []}
+
+
+@dataclass
+class _Service:
+    """A running server process together with its temporary directory."""
+
+    name: str
+    process: subprocess.Popen[bytes]
+    tempdir: Path
+    stop_signal: int = signal.SIGTERM
+    log_files: list[object] = field(default_factory=list)
+    stopped: bool = False
+
+    def stop(self) -> None:
+        """Stop the process (graceful signal, then SIGKILL) and delete the temp dir."""
+        if self.stopped:
+            return
+        self.stopped = True
+        _terminate(self.process, self.stop_signal)
+        for handle in self.log_files:
+            with contextlib.suppress(Exception):
+                handle.close()  # type: ignore[attr-defined]
+        shutil.rmtree(self.tempdir, ignore_errors=True)
+        with contextlib.suppress(ValueError):
+            _RUNNING.remove(self)
+
+
+_RUNNING: list[_Service] = []
+
+
+def _terminate(process: subprocess.Popen[bytes], stop_signal: int) -> None:
+    """Send ``stop_signal`` to a process, wait, and kill its process group if it hangs."""
+    if process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(stop_signal)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=STOP_TIMEOUT)
+    # The process runs in its own session: kill whatever is left in its group.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(process.pid, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_TIMEOUT)
+
+
+@atexit.register
+def _stop_all() -> None:
+    """Stop every server still running when the interpreter exits."""
+    while _RUNNING:
+        service = _RUNNING.pop()
+        with contextlib.suppress(Exception):
+            service.stop()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+def _postgres_bindir() -> Path:
+    """Find the directory holding ``initdb`` and ``postgres`` (newest version first)."""
+
+    def version_key(path: str) -> tuple[int, ...]:
+        version = Path(path).parent.name
+        return tuple(int(part) for part in re.findall(r"\d+", version)) or (0,)
+
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version_key, reverse=True)
+    for candidate in candidates:
+        if (Path(candidate) / "initdb").is_file() and (Path(candidate) / "postgres").is_file():
+            return Path(candidate)
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            out = subprocess.run(
+                [pg_config, "--bindir"], capture_output=True, text=True, check=True, timeout=10
+            ).stdout.strip()
+            if out and (Path(out) / "initdb").is_file() and (Path(out) / "postgres").is_file():
+                return Path(out)
+    initdb = shutil.which("initdb")
+    if initdb and (Path(initdb).parent / "postgres").is_file():
+        return Path(initdb).parent
+    raise ServiceError("initdb/postgres binaries not found (install PostgreSQL 15 or newer)")
+
+
+def _postgres_run_as() -> _RunAs:
+    """Return the user to run PostgreSQL as: postgres refuses to run as root."""
+    if os.geteuid() != 0:
+        return _RunAs()
+    for name in (SUPERUSER, FALLBACK_SYSTEM_USER):
+        with contextlib.suppress(KeyError):
+            entry = pwd.getpwnam(name)
+            return _RunAs(uid=entry.pw_uid, gid=entry.pw_gid, name=name)
+    useradd = shutil.which("useradd")
+    if useradd is None:
+        raise ServiceError("running as root, and no 'postgres' user nor useradd to create one")
+    try:
+        subprocess.run(
+            [useradd, "--system", "--no-create-home", FALLBACK_SYSTEM_USER],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise ServiceError(f"could not create system user {FALLBACK_SYSTEM_USER}: {exc}") from exc
+    entry = pwd.getpwnam(FALLBACK_SYSTEM_USER)
+    return _RunAs(uid=entry.pw_uid, gid=entry.pw_gid, name=FALLBACK_SYSTEM_USER)
+
+
+def _sqlalchemy_to_libpq(url: str) -> str:
+    """Turn a SQLAlchemy PostgreSQL URL into a libpq connection URI."""
+    return re.sub(r"^postgres(?:ql)?(?:\+[A-Za-z0-9_]+)?://", "postgresql://", url)
+
+
+def _with_database(url: str, database: str) -> str:
+    """Return ``url`` with its database name replaced by ``database``."""
+    parts = urllib.parse.urlsplit(url)
+    return urllib.parse.urlunsplit(parts._replace(path="/" + urllib.parse.quote(database)))
+
+
+def _database_name(url: str) -> str:
+    """Return the database name of a PostgreSQL URL."""
+    return urllib.parse.unquote(urllib.parse.urlsplit(url).path.lstrip("/"))
+
+
+def _wait_for_postgres(conninfo: str, process: subprocess.Popen[bytes], timeout: float) -> None:
+    """Poll until the server accepts connections, exits, or ``timeout`` passes."""
+    import psycopg
+
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise ServiceError(f"postgres exited with code {process.returncode} during startup")
+        try:
+            with psycopg.connect(conninfo, connect_timeout=2, autocommit=True) as conn:
+                conn.execute("SELECT 1")
+                return
+        except psycopg.OperationalError as exc:
+            last_error = exc
+        time.sleep(0.1)
+    raise ServiceError(f"postgres did not accept connections within {timeout:.0f}s: {last_error}")
+
+
+def _start_postgres() -> tuple[_Service, str]:
+    """Initialise and start a throwaway PostgreSQL server; return it and its URL."""
+    if importlib.util.find_spec("psycopg") is None:
+        raise ServiceError("psycopg is not installed")
+    bindir = _postgres_bindir()
+    run_as = _postgres_run_as()
+    tempdir = _make_tempdir("plinth-pg-")
+    datadir = tempdir / "data"
+    initdb_log = tempdir / "initdb.log"
+    server_log = tempdir / "postgres.log"
+    try:
+        if run_as.uid is not None:
+            os.chown(tempdir, run_as.uid, run_as.gid if run_as.gid is not None else -1)
+        with initdb_log.open("wb") as log:
+            result = subprocess.run(
+                [
+                    str(bindir / "initdb"),
+                    "-D",
+                    str(datadir),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=trust",
+                    "--locale=C",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=tempdir,
+                timeout=120,
+                check=False,
+                **run_as.popen_kwargs(),  # type: ignore[arg-type]
+            )
+        if result.returncode != 0:
+            raise ServiceError(
+                _with_log(f"initdb failed with code {result.returncode}", initdb_log)
+            )
+    except (OSError, subprocess.SubprocessError) as exc:
+        shutil.rmtree(tempdir, ignore_errors=True)
+        raise ServiceError(_with_log(f"initdb could not run: {exc}", initdb_log)) from exc
+    except ServiceError:
+        shutil.rmtree(tempdir, ignore_errors=True)
+        raise
+
+    last_error: ServiceError | None = None
+    for _attempt in range(3):
+        port = _free_port()
+        log = server_log.open("ab")
+        try:
+            process = subprocess.Popen(
+                [
+                    str(bindir / "postgres"),
+                    "-D",
+                    str(datadir),
+                    "-p",
+                    str(port),
+                    "-c",
+                    "listen_addresses=127.0.0.1",
+                    "-c",
+                    f"unix_socket_directories={tempdir}",
+                    "-c",
+                    "fsync=off",
+                    "-c",
+                    "synchronous_commit=off",
+                    "-c",
+                    "full_page_writes=off",
+                    "-c",
+                    "max_connections=200",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=tempdir,
+                start_new_session=True,
+                **run_as.popen_kwargs(),  # type: ignore[arg-type]
+            )
+        except OSError as exc:
+            log.close()
+            shutil.rmtree(tempdir, ignore_errors=True)
+            raise ServiceError(f"postgres could not be launched: {exc}") from exc
+        service = _Service(
+            name="postgres",
+            process=process,
+            tempdir=tempdir,
+            stop_signal=signal.SIGINT,  # "fast" shutdown
+            log_files=[log],
+        )
+        _RUNNING.append(service)
+        conninfo = f"postgresql://{SUPERUSER}@127.0.0.1:{port}/postgres"
+        try:
+            _wait_for_postgres(conninfo, process, POSTGRES_START_TIMEOUT)
+        except ServiceError as exc:
+            last_error = ServiceError(_with_log(str(exc), server_log))
+            exited_early = process.poll() is not None
+            _terminate(process, signal.SIGINT)
+            log.close()
+            _RUNNING.remove(service)
+            if exited_early:
+                continue  # most likely the port was taken in between: try another one
+            break
+        try:
+            import psycopg
+
+            with psycopg.connect(conninfo, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{TEST_DATABASE}"')
+        except Exception as exc:
+            service.stop()
+            raise ServiceError(f"could not create database {TEST_DATABASE}: {exc}") from exc
+        url = f"postgresql+psycopg://{SUPERUSER}@127.0.0.1:{port}/{TEST_DATABASE}"
+        return service, url
+    shutil.rmtree(tempdir, ignore_errors=True)
+    raise last_error or ServiceError("postgres could not be started")
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """SQLAlchemy URL (``postgresql+psycopg://...``) of a session-wide PostgreSQL database."""
+    external = os.environ.get("PLINTH_TEST_POSTGRES_URL", "").strip()
+    if external:
+        if importlib.util.find_spec("psycopg") is None:
+            _unavailable("PostgreSQL", "psycopg is not installed")
+        import psycopg
+
+        try:
+            with psycopg.connect(
+                _sqlalchemy_to_libpq(external), connect_timeout=10, autocommit=True
+            ) as conn:
+                conn.execute("SELECT 1")
+        except (OSError, psycopg.Error) as exc:
+            _unavailable("PostgreSQL", f"PLINTH_TEST_POSTGRES_URL does not answer: {exc}")
+        yield external
+        return
+    try:
+        service, url = _start_postgres()
+    except ServiceError as exc:
+        _unavailable("PostgreSQL", str(exc))
+    try:
+        yield url
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def postgres_db_url(postgres_url: str) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, uniquely named database, dropped after the test."""
+    import psycopg
+    from psycopg import sql
+
+    admin = _sqlalchemy_to_libpq(postgres_url)
+    name = f"plinth_t_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        yield _with_database(postgres_url, name)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+# --------------------------------------------------------------------------- S3 (moto)
+
+
+def _moto_command(port: int) -> list[str]:
+    """Return the command line that starts moto's standalone server on ``port``."""
+    script = Path(sys.executable).parent / "moto_server"
+    args = ["-H", "127.0.0.1", "-p", str(port)]
+    if script.is_file() and os.access(script, os.X_OK):
+        return [str(script), *args]
+    return [sys.executable, "-m", "moto.server", *args]
+
+
+def _http_answers(url: str) -> bool:
+    """Return True if an HTTP server answers at ``url`` (any status code counts)."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=2):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _start_moto() -> tuple[_Service, str]:
+    """Start a moto S3 server on a free loopback port; return it and its endpoint."""
+    if importlib.util.find_spec("moto") is None:
+        raise ServiceError("moto is not installed")
+    tempdir = _make_tempdir("plinth-s3-")
+    server_log = tempdir / "moto.log"
+    last_error: ServiceError | None = None
+    for _attempt in range(3):
+        port = _free_port()
+        endpoint = f"http://127.0.0.1:{port}"
+        log = server_log.open("ab")
+        try:
+            process = subprocess.Popen(
+                _moto_command(port),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=tempdir,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.close()
+            shutil.rmtree(tempdir, ignore_errors=True)
+            raise ServiceError(f"moto_server could not be launched: {exc}") from exc
+        service = _Service(name="moto", process=process, tempdir=tempdir, log_files=[log])
+        _RUNNING.append(service)
+        deadline = time.monotonic() + S3_START_TIMEOUT
+        while time.monotonic() < deadline and process.poll() is None:
+            if _http_answers(f"{endpoint}/moto-api/"):
+                return service, endpoint
+            time.sleep(0.1)
+        exited_early = process.poll() is not None
+        reason = (
+            f"moto_server exited with code {process.returncode} during startup"
+            if exited_early
+            else f"moto_server did not answer within {S3_START_TIMEOUT:.0f}s"
+        )
+        last_error = ServiceError(_with_log(reason, server_log))
+        _terminate(process, signal.SIGTERM)
+        log.close()
+        _RUNNING.remove(service)
+        if not exited_early:
+            break
+    shutil.rmtree(tempdir, ignore_errors=True)
+    raise last_error or ServiceError("moto_server could not be started")
+
+
+@contextlib.contextmanager
+def _aws_environment(endpoint: str, *, force_credentials: bool) -> Iterator[None]:
+    """Point the AWS_* environment variables at ``endpoint``, restoring them afterwards."""
+    saved = {key: os.environ.get(key) for key in _AWS_ENV_KEYS}
+    values = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+    for key, value in values.items():
+        if force_credentials:
+            os.environ[key] = value
+        else:
+            os.environ.setdefault(key, value)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """HTTP endpoint of a session-wide S3 server; AWS_* variables point at it meanwhile."""
+    external = os.environ.get("PLINTH_TEST_S3_ENDPOINT", "").strip().rstrip("/")
+    if external:
+        if not _http_answers(external):
+            _unavailable("S3", f"PLINTH_TEST_S3_ENDPOINT {external} does not answer")
+        with _aws_environment(external, force_credentials=False):
+            yield external
+        return
+    try:
+        service, endpoint = _start_moto()
+    except ServiceError as exc:
+        _unavailable("S3", str(exc))
+    try:
+        with _aws_environment(endpoint, force_credentials=True):
+            yield endpoint
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def s3_bucket_url(s3_endpoint: str) -> Iterator[str]:
+    """``s3://BUCKET/prefix`` inside a fresh, uniquely named bucket, emptied afterwards."""
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=s3_endpoint)
+    bucket = f"plinth-test-{uuid.uuid4().hex[:16]}"
+    client.create_bucket(Bucket=bucket)
+    try:
+        yield f"s3://{bucket}/prefix"
+    finally:
+        with contextlib.suppress(Exception):
+            paginator = client.get_paginator("list_objects_v2")
+            for page in paginator.paginate(Bucket=bucket):
+                keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+                if keys:
+                    client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
+            client.delete_bucket(Bucket=bucket)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the ``postgres`` and ``s3`` markers."""
+    config.addinivalue_line("markers", "postgres: needs a PostgreSQL server")
+    config.addinivalue_line("markers", "s3: needs an S3-compatible server")
