@@ -5,14 +5,19 @@ and statistics of a version read from the Delta log (no data files scanned).
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from plinth.storage import Storage
 
 INGEST_KEY = "plinth.ingest_id"
 SOURCE_KEY = "plinth.source"
 COMMIT_RETRIES = 200
+_COMMIT_FILE = re.compile(r"^\d{20}\.json$")
 
 
 @dataclass(frozen=True)
@@ -49,12 +54,34 @@ def table_exists(uri: str, options: dict[str, str]) -> bool:
     return bool(DeltaTable.is_deltatable(uri, storage_options=options or None))
 
 
-def find_commit(table: Any, ingest_id: str) -> dict[str, Any] | None:
-    """Return the commit info tagged with ``ingest_id``, searching the newest commits first."""
-    for limit in (32, None):
-        for entry in table.history(limit):
-            if entry.get(INGEST_KEY) == ingest_id:
-                return entry
+def find_commit(storage: Storage, table_key: str, ingest_id: str) -> dict[str, Any] | None:
+    """Return the commit info tagged with ``ingest_id`` (with its ``version``), newest first.
+
+    Reads the commit files of the Delta log directly: a commit file's name is its version and
+    it never changes, whereas ``DeltaTable.history`` numbers entries by position and can
+    misnumber them while other writers are committing.
+    """
+    versions = sorted(
+        (
+            int(name.rsplit("/", 1)[-1][:-5])
+            for name in storage.list(f"{table_key}/_delta_log")
+            if _COMMIT_FILE.match(name.rsplit("/", 1)[-1])
+        ),
+        reverse=True,
+    )
+    for version in versions:
+        info = read_commit_info(storage, table_key, version)
+        if info is not None and info.get(INGEST_KEY) == ingest_id:
+            return {**info, "version": version}
+    return None
+
+
+def read_commit_info(storage: Storage, table_key: str, version: int) -> dict[str, Any] | None:
+    """Return the ``commitInfo`` action of one Delta commit file, or ``None``."""
+    with storage.open_read(f"{table_key}/_delta_log/{version:020d}.json") as handle:
+        for line in handle:
+            if line.startswith(b'{"commitInfo"'):
+                return json.loads(line)["commitInfo"]
     return None
 
 

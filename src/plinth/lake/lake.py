@@ -100,9 +100,13 @@ class Lake:
 
     # -- locations -------------------------------------------------------------------------
 
+    def table_key(self, name: str) -> str:
+        """Return the storage key of a table's Delta folder."""
+        return f"lake/{check_table_name(name)}"
+
     def table_uri(self, name: str) -> str:
         """Return the storage URI of a table's Delta folder."""
-        return self.storage.uri(f"lake/{check_table_name(name)}")
+        return self.storage.uri(self.table_key(name))
 
     # -- ingest ----------------------------------------------------------------------------
 
@@ -215,7 +219,7 @@ class Lake:
                 f"Upsert into '{table}' needs key columns.",
                 hint="Pass --key COL[,COL...] (key=[...]).",
             )
-        attempts = 3 if src.reiterable else 1
+        attempts = 5 if src.reiterable else 1
         for attempt in range(attempts):
             existed = self._exists(uri)
             try:
@@ -237,9 +241,10 @@ class Lake:
             except PlinthError:
                 raise
             except Exception as exc:
-                # Two writers creating a new table race for version 0: the loser retries as an
-                # append to the table the winner created.
-                if not existed and delta.is_conflict(exc) and attempt + 1 < attempts:
+                # Delta retries plain appends itself; what reaches here is a real conflict, such
+                # as two writers creating the table at once. The source is read again and the
+                # write retried against the table as it is now.
+                if delta.is_conflict(exc) and attempt + 1 < attempts:
                     continue
                 if delta.is_conflict(exc):
                     raise ConflictError(
@@ -250,7 +255,7 @@ class Lake:
                     f"Writing table '{table}' at '{uri}' failed: {exc}.",
                     hint="Check the storage location is writable (PLINTH_STORAGE_URL).",
                 ) from exc
-        commit = delta.find_commit(delta.open_table(uri, self.options), ingest_id)
+        commit = delta.find_commit(self.storage, self.table_key(table), ingest_id)
         if commit is None:
             raise ConflictError(
                 f"The commit of ingest {ingest_id} is missing from table '{table}'.",

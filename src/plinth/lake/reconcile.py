@@ -69,7 +69,7 @@ def reconcile(lake: Lake) -> ReconcileResult:
         uri = lake.table_uri(row.table_name)
         commit = None
         if delta.table_exists(uri, lake.options):
-            commit = delta.find_commit(delta.open_table(uri, lake.options), row.id)
+            commit = delta.find_commit(lake.storage, lake.table_key(row.table_name), row.id)
         if commit is not None:
             lake.record_version(
                 ingest_id=row.id,
