@@ -1,0 +1,58 @@
+# Plinth: the two commands for a fresh machine are `make quickstart` and `make test`.
+# Every install step lives here; nothing is installed by hand.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/python -m pip
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: quickstart test install install-test services-deps lint format bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install --quiet -e '.[dev]'
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+## Run the end-to-end flights example on the embedded default (SQLite + local Delta tables).
+quickstart: install
+	$(BIN)/plinth quickstart
+
+## PostgreSQL binaries for the integration tests (the test session starts and stops the server).
+services-deps:
+	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then \
+		echo "PostgreSQL binaries: found"; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	else \
+		echo "PostgreSQL binaries are missing: install the 'postgresql' package (15 or newer)."; \
+	fi
+
+## Lint, then the whole suite against real PostgreSQL and S3-compatible servers.
+test: install-test services-deps lint
+	$(BIN)/python -m pytest
+
+lint: install-test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: install-test
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+bench: install
+	$(BIN)/python benchmarks/lake.py
+
+clean:
+	rm -rf $(VENV) .plinth .pytest_cache .ruff_cache test-artifacts src/*.egg-info
