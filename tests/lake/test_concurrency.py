@@ -157,10 +157,10 @@ def test_crash_before_delta_commit_is_marked_failed(ws_settings):
 
 def test_pending_ingest_of_a_live_process_is_left_alone(ws_settings):
     import os
-    import socket
 
     from plinth._core.clock import utcnow
     from plinth.catalog.models import Ingest
+    from plinth.lake.reconcile import process_host
 
     ws = Workspace(settings=ws_settings)
     try:
@@ -172,7 +172,7 @@ def test_pending_ingest_of_a_live_process_is_left_alone(ws_settings):
                     mode="append",
                     status="pending",
                     source={},
-                    host=socket.gethostname(),
+                    host=process_host(),
                     pid=os.getppid(),
                     started_at=utcnow(),
                     created_by="x",

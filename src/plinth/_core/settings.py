@@ -131,11 +131,22 @@ def _read_config(path: Path) -> dict[str, Any]:
             f"'{path}' has unknown setting(s): {', '.join(unknown)}.",
             hint=f"Known settings are: {', '.join(sorted(known))}.",
         )
+    for name, value in values.items():
+        if not isinstance(value, str):
+            raise ConfigError(
+                f"'{path}': setting '{name}' must be a string, not {type(value).__name__}.",
+                hint=f'Quote the value, e.g. {name} = "{value}".',
+            )
     if "home" in values:
         values["home"] = str((path.parent / Path(values["home"]).expanduser()).resolve())
     storage = values.get("storage_url")
     if storage and "://" not in storage:
         values["storage_url"] = str((path.parent / Path(storage).expanduser()).resolve())
+    database = values.get("database_url", "")
+    if database.startswith("sqlite:///") and not database.startswith("sqlite:////"):
+        relative = database[len("sqlite:///") :]
+        if relative and relative != ":memory:":
+            values["database_url"] = f"sqlite:///{(path.parent / relative).resolve()}"
     return values
 
 

@@ -84,7 +84,7 @@ def ingest(
         Workspace(home) as ws,
         Progress(
             SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             TextColumn("{task.fields[rows]:,} rows"),
             TimeElapsedColumn(),
             console=console,
@@ -108,11 +108,14 @@ def ingest(
 
 
 def _print_version_line(info: VersionInfo) -> None:
-    from plinth.cli.output import console, human_bytes
+    from plinth.cli.output import console, human_bytes, styled
 
     console.print(
-        f"[green]{info.ref}[/] {info.operation}: {info.rows_added:,} rows in, "
-        f"{info.row_count:,} rows in the table ({human_bytes(info.bytes)})."
+        styled(
+            (info.ref, "green"),
+            f" {info.operation}: {info.rows_added:,} rows in, "
+            f"{info.row_count:,} rows in the table ({human_bytes(info.bytes)}).",
+        )
     )
 
 
@@ -162,7 +165,7 @@ def show(
 
     from rich.table import Table
 
-    from plinth.cli.output import console, human_bytes, print_json, source_summary, when
+    from plinth.cli.output import console, human_bytes, print_json, source_summary, styled, when
     from plinth.workspace import Workspace
 
     with Workspace(home) as ws:
@@ -171,7 +174,7 @@ def show(
     if as_json:
         print_json({"table": asdict(info), "version": asdict(chosen)})
         return
-    console.print(f"[bold]{info.name}[/]  {info.location}")
+    console.print(styled((info.name, "bold"), f"  {info.location}"))
     console.print(
         f"versions: {info.version_count} (latest {info.latest.version if info.latest else '-'})"
         f"   key: {', '.join(info.key_columns or []) or '-'}"

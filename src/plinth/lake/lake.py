@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -26,10 +25,12 @@ from plinth.errors import (
     TableNotFoundError,
     VersionNotFoundError,
 )
+from plinth.lake.reconcile import process_host
 from plinth.lake.records import TableInfo, VersionInfo
 
 if TYPE_CHECKING:
     from plinth.catalog import Catalog
+    from plinth.lake.hooks import GateFactory, IngestGate, VersionListener
     from plinth.lake.reconcile import ReconcileResult
     from plinth.storage import Storage
 
@@ -60,10 +61,12 @@ class _Capture:
         batches: Iterator[pa.RecordBatch],
         convert: Callable[[Any], Any],
         progress: Callable[[int], None] | None,
+        finishers: list[Callable[[], None]] | None = None,
     ) -> None:
         self.batches = batches
         self.convert = convert
         self.progress = progress
+        self.finishers = finishers or []
         self.error: BaseException | None = None
         self.rows = 0
 
@@ -75,6 +78,8 @@ class _Capture:
                 if self.progress is not None:
                     self.progress(self.rows)
                 yield out
+            for finish in self.finishers:
+                finish()
         except BaseException as exc:
             self.error = exc
             raise
@@ -97,6 +102,8 @@ class Lake:
         self.storage = storage
         self.user = user
         self.options = storage.storage_options()
+        self.gate_factories: list[GateFactory] = []
+        self.version_listeners: list[VersionListener] = []
 
     # -- locations -------------------------------------------------------------------------
 
@@ -144,12 +151,13 @@ class Lake:
         src = resolve_source(source, sql_url=sql_url, fmt=format)
         ingest_id = new_id("ing_")
         self._start_ingest(ingest_id, table, mode, src.descriptor)
+        gates: list[IngestGate] = []
         try:
             version, rows_added, stored = self._write(
-                src, ingest_id, table, mode, keys, timestamp, evolve, types, progress
+                src, ingest_id, table, mode, keys, timestamp, evolve, types, progress, gates
             )
             descriptor = src.finish()
-            return self.record_version(
+            info = self.record_version(
                 ingest_id=ingest_id,
                 table_name=table,
                 version=version,
@@ -162,7 +170,12 @@ class Lake:
             )
         except BaseException as exc:
             self._fail_ingest(ingest_id, exc)
+            for gate in gates:
+                gate.abort(exc)
             raise
+        for gate in gates:
+            gate.committed(info)
+        return info
 
     def _start_ingest(self, ingest_id: str, table: str, mode: str, source: dict[str, Any]) -> None:
         with self.catalog.session() as session:
@@ -173,7 +186,7 @@ class Lake:
                     mode=mode,
                     status="pending",
                     source=source,
-                    host=socket.gethostname(),
+                    host=process_host(),
                     pid=os.getpid(),
                     started_at=utcnow(),
                     created_by=self.user,
@@ -209,6 +222,7 @@ class Lake:
         evolve: bool,
         types: Mapping[str, str] | None,
         progress: Callable[[int], None] | None,
+        gates: list[IngestGate],
     ) -> tuple[int, int, dict[str, Any]]:
         from plinth.lake import delta
 
@@ -220,10 +234,11 @@ class Lake:
                 hint="Pass --key COL[,COL...] (key=[...]).",
             )
         attempts = 5 if src.reiterable else 1
+        table_keys = keys or stored.get("keys") or []
         for attempt in range(attempts):
             existed = self._exists(uri)
+            gates.clear()
             try:
-                table_keys = keys or stored.get("keys") or []
                 rows = self._write_once(
                     src,
                     ingest_id,
@@ -236,11 +251,14 @@ class Lake:
                     types,
                     existed,
                     progress,
+                    gates,
                 )
                 break
             except PlinthError:
                 raise
-            except Exception as exc:
+            except delta.WRITE_ERRORS as exc:
+                for gate in gates:
+                    gate.abort(exc)
                 # Delta retries plain appends itself; what reaches here is a real conflict, such
                 # as two writers creating the table at once. The source is read again and the
                 # write retried against the table as it is now.
@@ -287,15 +305,20 @@ class Lake:
         types: Mapping[str, str] | None,
         existed: bool,
         progress: Callable[[int], None] | None,
+        gates: list[IngestGate],
     ) -> int:
         from deltalake import write_deltalake
 
         from plinth.lake import delta
+        from plinth.lake.hooks import IngestContext
         from plinth.lake.schema import column_types, conform_batch, plan_schema
 
         current = None
+        current_version = None
         if existed:
-            current = pa.schema(delta.open_table(uri, self.options).schema().to_arrow())
+            existing_table = delta.open_table(uri, self.options)
+            current = pa.schema(existing_table.schema().to_arrow())
+            current_version = existing_table.version()
         parse_types = column_types(current, types)
         incoming, batches = src.open(parse_types)
         if types:
@@ -304,12 +327,37 @@ class Lake:
             )
         target = plan_schema(current, incoming, evolve=evolve, table_name=table)
         _check_columns(table, target, keys, timestamp)
-        capture = _Capture(batches, lambda b: conform_batch(b, target), progress)
+        context = IngestContext(
+            self, table, ingest_id, mode, target, current_version, keys, timestamp
+        )
+        for factory in self.gate_factories:
+            gate = factory(context)
+            if gate is not None:
+                gates.append(gate)
+
+        def convert(batch: pa.RecordBatch) -> pa.RecordBatch:
+            batch = conform_batch(batch, target)
+            for gate in gates:
+                batch = gate.process(batch)
+            return batch
+
+        capture = _Capture(batches, convert, progress, [g.finish for g in gates])
         reader = pa.RecordBatchReader.from_batches(target, iter(capture))
-        props = delta.commit_properties(ingest_id, src.descriptor)
+        options = {"key": keys, "timestamp": timestamp}
+        props = delta.commit_properties(ingest_id, src.descriptor, options)
         try:
-            if mode == "upsert" and existed:
-                self._merge(uri, reader, keys, table, props, evolve)
+            if mode == "upsert":
+                data = _checked_upsert_input(reader, keys)
+                if existed:
+                    self._merge(uri, data, keys, props, evolve)
+                else:
+                    write_deltalake(
+                        uri,
+                        data,
+                        mode="append",
+                        storage_options=self.options or None,
+                        commit_properties=props,
+                    )
             else:
                 schema_mode = None
                 if evolve and current is not None:
@@ -328,37 +376,9 @@ class Lake:
             raise
         return capture.rows
 
-    def _merge(
-        self,
-        uri: str,
-        reader: pa.RecordBatchReader,
-        keys: list[str],
-        table: str,
-        props: Any,
-        evolve: bool,
-    ) -> None:
-        import pyarrow.compute as pc
-
-        from plinth.errors import ParseError
+    def _merge(self, uri: str, data: pa.Table, keys: list[str], props: Any, evolve: bool) -> None:
         from plinth.lake import delta
 
-        data = reader.read_all()
-        for key in keys:
-            if data.column(key).null_count:
-                raise ParseError(
-                    f"Key column '{key}' has {data.column(key).null_count} null value(s); "
-                    "upsert cannot match them.",
-                    hint="Drop or fill rows with a null key before the upsert.",
-                )
-        counts = data.group_by(keys).aggregate([([], "count_all")])
-        dupes = counts.filter(pc.greater(counts.column("count_all"), 1))
-        if dupes.num_rows:
-            sample = dupes.slice(0, 3).select(keys).to_pylist()
-            raise SchemaMismatchError(
-                f"The upsert input has {dupes.num_rows} key value(s) on more than one row, "
-                f"e.g. {sample}.",
-                hint="Deduplicate the input on the key columns first.",
-            )
         predicate = " AND ".join(f't."{k}" = s."{k}"' for k in keys)
         target = delta.open_table(uri, self.options)
         (
@@ -446,12 +466,15 @@ class Lake:
                         ingest.source = source
                         ingest.finished_at = utcnow()
                     session.flush()
-                    return VersionInfo.of(row, existing)
+                    info = VersionInfo.of(row, existing)
+                break
             except SqlIntegrityError:
                 # A concurrent first ingest created the table row; read it and go again.
                 if attempt:
                     raise
-        raise AssertionError("unreachable")
+        for listener in self.version_listeners:
+            listener(info)
+        return info
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -517,15 +540,12 @@ class Lake:
                 query = query.where(TableVersion.created_at <= as_of_utc(as_of))
             found = session.scalar(query.order_by(TableVersion.version.desc()).limit(1))
             if found is None:
-                what = (
-                    f"version {version}"
-                    if version is not None
-                    else (
-                        f"a version as of {as_of_utc(as_of).isoformat()}"
-                        if as_of
-                        else "any version"
-                    )
-                )
+                if version is not None:
+                    what = f"version {version}"
+                elif as_of is not None:
+                    what = f"version as of {as_of_utc(as_of).isoformat()}"
+                else:
+                    what = "version yet"
                 raise VersionNotFoundError(
                     f"Table '{name}' has no {what}.",
                     hint=f"Run 'plinth table history {name}' to list its versions.",
@@ -593,6 +613,32 @@ def as_of_utc(value: datetime | None) -> datetime:
     if value is None:
         raise ValueError("as_of is required")
     return as_utc(value)
+
+
+def _checked_upsert_input(reader: pa.RecordBatchReader, keys: list[str]) -> pa.Table:
+    """Read an upsert's whole input (a merge needs it) and refuse null or repeated keys."""
+    import pyarrow.compute as pc
+
+    from plinth.errors import ParseError
+
+    data = reader.read_all()
+    for key in keys:
+        if data.column(key).null_count:
+            raise ParseError(
+                f"Key column '{key}' has {data.column(key).null_count} null value(s); "
+                "upsert cannot match them.",
+                hint="Drop or fill rows with a null key before the upsert.",
+            )
+    counts = data.group_by(keys).aggregate([([], "count_all")])
+    dupes = counts.filter(pc.greater(counts.column("count_all"), 1))
+    if dupes.num_rows:
+        sample = dupes.slice(0, 3).select(keys).to_pylist()
+        raise SchemaMismatchError(
+            f"The upsert input has {dupes.num_rows} key value(s) on more than one row, "
+            f"e.g. {sample}.",
+            hint="Deduplicate the input on the key columns first.",
+        )
+    return data
 
 
 def _check_columns(table: str, schema: pa.Schema, keys: list[str], timestamp: str | None) -> None:

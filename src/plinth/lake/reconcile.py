@@ -44,8 +44,24 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def process_host() -> str:
+    """Name the host and PID namespace of this process, so a PID is only compared in its own.
+
+    Containers may share a hostname while each has its own PID numbers.
+
+    Example:
+        >>> process_host().startswith(socket.gethostname())
+        True
+    """
+    try:
+        namespace = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return socket.gethostname()
+    return f"{socket.gethostname()}/pidns:{namespace}"
+
+
 def _is_abandoned(row: Ingest) -> bool:
-    if row.host == socket.gethostname():
+    if row.host == process_host():
         return row.pid != os.getpid() and not _process_alive(row.pid)
     return utcnow() - row.started_at > STALE_AFTER
 
@@ -71,16 +87,17 @@ def reconcile(lake: Lake) -> ReconcileResult:
         if delta.table_exists(uri, lake.options):
             commit = delta.find_commit(lake.storage, lake.table_key(row.table_name), row.id)
         if commit is not None:
+            options = delta.commit_options(commit)
             lake.record_version(
                 ingest_id=row.id,
                 table_name=row.table_name,
                 version=int(commit["version"]),
                 operation=row.mode,
-                rows_added=int(commit.get("operationMetrics", {}).get("num_added_rows", 0) or 0),
+                rows_added=delta.committed_rows(commit),
                 source=complete_descriptor(dict(row.source)),
                 created_by=row.created_by,
-                key_columns=None,
-                timestamp_column=None,
+                key_columns=options.get("key") or None,
+                timestamp_column=options.get("timestamp"),
             )
             recovered.append(row.id)
         else:

@@ -133,13 +133,15 @@ def conform_batch(batch: pa.RecordBatch, target: pa.Schema) -> pa.RecordBatch:
         if pa.types.is_dictionary(column.type):
             column = column.dictionary_decode()
         if column.type != field.type:
+            # Delta stores microseconds: finer timestamps are truncated, as other engines do.
+            truncate = pa.types.is_timestamp(column.type) and pa.types.is_timestamp(field.type)
             try:
-                column = pc.cast(column, field.type, safe=True)
+                column = pc.cast(column, field.type, safe=not truncate)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise SchemaMismatchError(
                     f"Column '{field.name}' holds values that do not fit its type {field.type}: "
                     f"{exc}.",
-                    hint="Fix the values or ingest with --evolve into a new table.",
+                    hint="Fix the values in the source, or ingest them into a new table.",
                 ) from exc
         arrays.append(column)
     return pa.RecordBatch.from_arrays(arrays, schema=target)

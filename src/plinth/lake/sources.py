@@ -140,24 +140,52 @@ def _guard(batches: Any, path: str) -> Iterator[pa.RecordBatch]:
         raise _parse_error(path, exc) from exc
 
 
+class _Prefixed:
+    """A read-only stream that yields ``prefix`` and then the rest of ``stream``."""
+
+    def __init__(self, prefix: bytes, stream: Any) -> None:
+        self.prefix = prefix
+        self.stream = stream
+        self.closed = False
+
+    def read(self, size: int = -1) -> bytes:
+        if self.prefix:
+            if size is None or size < 0:
+                data, self.prefix = self.prefix + self.stream.read(), b""
+                return data
+            data, self.prefix = self.prefix[:size], self.prefix[size:]
+            if len(data) < size:
+                data += self.stream.read(size - len(data))
+            return data
+        return self.stream.read(size)
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        self.closed = True
+        self.stream.close()
+
+
 def _json_batches(stream: Any, path: str, types: dict[str, pa.DataType]) -> Any:
     import pyarrow.json as pajson
 
-    head = stream.read(1)
-    while head and head.isspace():
-        head = stream.read(1)
-    if head == b"[":
+    head = stream.read(4096)
+    if head.lstrip()[:1] == b"[":
+        # A JSON array has to be parsed whole; newline-delimited JSON streams.
         try:
             records = json.loads(head + stream.read())
         except json.JSONDecodeError as exc:
             raise _parse_error(path, exc) from exc
         table = pa.Table.from_pylist(records)
         return table.schema, iter(table.to_batches(BATCH_ROWS))
-    rest = pa.BufferReader(pa.py_buffer(head + stream.read()))
     explicit = pa.schema(list(types.items())) if types else None
     try:
         reader = pajson.open_json(
-            rest,
+            _Prefixed(head, stream),
             read_options=pajson.ReadOptions(block_size=TEXT_BLOCK_BYTES),
             parse_options=pajson.ParseOptions(
                 explicit_schema=explicit, unexpected_field_behavior="infer"
@@ -168,14 +196,25 @@ def _json_batches(stream: Any, path: str, types: dict[str, pa.DataType]) -> Any:
     return reader.schema, _guard(reader, path)
 
 
-def _parquet_batches(local_path: str, path: str) -> Any:
+def _parquet_batches(local_path: str, path: str, temporary: bool = False) -> Any:
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(local_path)
     except (pa.ArrowInvalid, OSError) as exc:
+        if temporary:
+            os.unlink(local_path)
         raise _parse_error(path, exc) from exc
-    return parquet.schema_arrow, _guard(parquet.iter_batches(batch_size=BATCH_ROWS), path)
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        try:
+            yield from _guard(parquet.iter_batches(batch_size=BATCH_ROWS), path)
+        finally:
+            parquet.close()
+            if temporary:
+                os.unlink(local_path)
+
+    return parquet.schema_arrow, batches()
 
 
 def _open_file(path: str, fmt: str, compression: str | None, types: dict[str, pa.DataType]) -> Any:
@@ -192,8 +231,10 @@ def _open_file(path: str, fmt: str, compression: str | None, types: dict[str, pa
             tmp = tempfile.NamedTemporaryFile(suffix=".parquet", delete=False)  # noqa: SIM115
             with archive.open(members[0]) as member, tmp:
                 shutil.copyfileobj(member, tmp, 1 << 20)
-            return _parquet_batches(tmp.name, path)
+            return _parquet_batches(tmp.name, path, temporary=True)
         stream = archive.open(members[0])
+        if members[0].lower().endswith(".tsv"):
+            delimiter = "\t"
     elif compression == "gzip":
         if fmt == "parquet":
             import gzip
@@ -201,7 +242,7 @@ def _open_file(path: str, fmt: str, compression: str | None, types: dict[str, pa
             tmp = tempfile.NamedTemporaryFile(suffix=".parquet", delete=False)  # noqa: SIM115
             with gzip.open(path, "rb") as member, tmp:
                 shutil.copyfileobj(member, tmp, 1 << 20)
-            return _parquet_batches(tmp.name, path)
+            return _parquet_batches(tmp.name, path, temporary=True)
         stream = pa.input_stream(path, compression="gzip")
     else:
         if fmt == "parquet":
@@ -295,14 +336,17 @@ def sql_source(query: str, url: str) -> Source:
         ) from exc
 
     def opener(types: dict[str, pa.DataType]) -> tuple[pa.Schema, Iterator[pa.RecordBatch]]:
-        conn = engine.connect()
+        conn = None
         try:
+            conn = engine.connect()
             result = conn.execution_options(stream_results=True).execute(text(query))
             columns = list(result.keys())
             chunks = result.partitions(BATCH_ROWS // 2)
             first = next(chunks, [])
         except SQLAlchemyError as exc:
-            conn.close()
+            if conn is not None:
+                conn.close()
+            engine.dispose()
             raise SourceError(
                 f"The query against '{safe_url}' failed: {getattr(exc, 'orig', exc)}.",
                 hint="Check the SQL and that the database is reachable.",

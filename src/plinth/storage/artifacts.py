@@ -62,7 +62,8 @@ def _check_digest(digest: str) -> str:
 class ArtifactStore:
     """Store and fetch immutable blobs by the sha256 of their content.
 
-    Writing the same content twice stores it once; every read checks the hash, so a corrupted or
+    Writing the same content twice stores it once (a stored copy of the wrong size, say a
+    truncated one, is replaced); every read checks the hash, so a corrupted or
     tampered blob raises :class:`IntegrityError` instead of being used. Named references
     (``put_named``) map a safe relative name to a digest.
 
@@ -86,7 +87,7 @@ class ArtifactStore:
         """Store ``data`` and return its reference; existing content is not written again."""
         digest = hashlib.sha256(data).hexdigest()
         key = self._key(digest)
-        if not self.storage.exists(key):
+        if self.storage.size(key) != len(data):
             self.storage.put_bytes(key, data)
         return ArtifactRef(digest, len(data))
 
@@ -97,7 +98,7 @@ class ArtifactStore:
         except FileNotFoundError as exc:
             raise NotFoundError(f"The file '{path}' does not exist.") from exc
         key = self._key(digest)
-        if not self.storage.exists(key):
+        if self.storage.size(key) != size:
             self.storage.put_file(key, path)
         return ArtifactRef(digest, size)
 

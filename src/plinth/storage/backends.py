@@ -43,6 +43,10 @@ class Storage(ABC):
         """Return whether ``key`` exists."""
 
     @abstractmethod
+    def size(self, key: str) -> int | None:
+        """Return the size of ``key`` in bytes, or ``None`` if it does not exist."""
+
+    @abstractmethod
     def delete(self, key: str) -> None:
         """Delete ``key`` (a file or a whole prefix); missing keys are ignored."""
 
@@ -148,6 +152,12 @@ class LocalStorage(Storage):
     def exists(self, key: str) -> bool:
         return self._path(key).exists()
 
+    def size(self, key: str) -> int | None:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            return None
+
     def delete(self, key: str) -> None:
         path = self._path(key)
         if path.is_dir():
@@ -239,6 +249,14 @@ class FsspecStorage(Storage):
     def exists(self, key: str) -> bool:
         try:
             return bool(self.fs.exists(self._full(key)))
+        except Exception as exc:
+            raise self._wrap(key, exc) from exc
+
+    def size(self, key: str) -> int | None:
+        try:
+            return int(self.fs.info(self._full(key))["size"])
+        except FileNotFoundError:
+            return None
         except Exception as exc:
             raise self._wrap(key, exc) from exc
 
