@@ -16,12 +16,11 @@ def redact_url(url: str) -> str:
     """
     try:
         parts = urlsplit(url)
+        if parts.password is None:
+            return url
     except ValueError:
         return url
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    # Keep the host and port text as written (the port may be malformed).
+    host = parts.netloc.rpartition("@")[2]
     netloc = f"{parts.username or ''}:***@{host}"
     return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))

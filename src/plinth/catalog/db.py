@@ -18,7 +18,7 @@ from plinth.errors import CatalogError, ConfigError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 #: The newest migration; a test pins it to Alembic's head so opens skip loading Alembic.
-HEAD_REVISION = "0001_foundation"
+HEAD_REVISION = "0002_quality"
 _MIGRATION_LOCK = zlib.crc32(b"plinth-catalog-migrations")
 
 
@@ -39,7 +39,9 @@ def normalize_url(url: str) -> str:
 def _sqlite_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
-        folder = Path(parsed.database).expanduser().parent
+        database = Path(parsed.database).expanduser()
+        url = parsed.set(database=str(database)).render_as_string(hide_password=False)
+        folder = database.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -78,7 +80,7 @@ def create_catalog_engine(url: str) -> Engine:
     url = normalize_url(url)
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:
         raise ConfigError(
             f"The catalog URL '{redact_url(url)}' is malformed.",
             hint="Use sqlite:///path/to/catalog.db or postgresql://user:pass@host:5432/db.",

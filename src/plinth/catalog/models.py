@@ -138,3 +138,73 @@ class LineageEdge(Base):
     relation: Mapped[str] = mapped_column(String(64))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ContractVersion(Base):
+    """One applied version of a table's data contract (the validated spec as JSON)."""
+
+    __tablename__ = "contracts"
+    __table_args__ = (UniqueConstraint("table_name", "version", name="uq_contracts_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    table_name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    origin: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(256))
+
+
+class QualityResult(Base):
+    """The outcome of checking a contract on an ingest or on a stored table version."""
+
+    __tablename__ = "quality_results"
+    __table_args__ = (Index("ix_quality_results_table", "table_name", "table_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    table_name: Mapped[str] = mapped_column(String(128))
+    table_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    contract_version: Mapped[int] = mapped_column(Integer)
+    ingest_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    rows_checked: Mapped[int] = mapped_column(BigInteger)
+    rows_passed: Mapped[int] = mapped_column(BigInteger)
+    rows_warned: Mapped[int] = mapped_column(BigInteger)
+    rows_quarantined: Mapped[int] = mapped_column(BigInteger)
+    checks: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Profile(Base):
+    """The stored profile of one table version: per-column statistics, bin edges and counts."""
+
+    __tablename__ = "profiles"
+    __table_args__ = (UniqueConstraint("table_name", "version", name="uq_profiles_version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    table_name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    row_count: Mapped[int] = mapped_column(BigInteger)
+    columns: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Event(Base):
+    """A notable thing that happened to an object (volume drop, schema change, freshness breach).
+
+    Later stages raise alerts from these events.
+    """
+
+    __tablename__ = "events"
+    __table_args__ = (Index("ix_events_subject", "subject_kind", "subject_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(64))
+    subject_kind: Mapped[str] = mapped_column(String(64))
+    subject_id: Mapped[str] = mapped_column(String(512))
+    severity: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

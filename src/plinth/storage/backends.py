@@ -211,13 +211,12 @@ class FsspecStorage(Storage):
             client_kwargs["region_name"] = region
         self.fs = s3fs.S3FileSystem(client_kwargs=client_kwargs, use_listings_cache=False)
 
+    def _root(self) -> str:
+        return f"{self.bucket}/{self.prefix}" if self.prefix else self.bucket
+
     def _full(self, key: str) -> str:
-        parts = [self.bucket]
-        if self.prefix:
-            parts.append(self.prefix)
-        if key:
-            parts.append(safe_key(key))
-        return "/".join(parts)
+        # Validated before any request: an empty or unsafe key never reaches the bucket.
+        return f"{self._root()}/{safe_key(key)}"
 
     def _wrap(self, key: str, exc: Exception) -> StorageError:
         return StorageError(
@@ -227,34 +226,39 @@ class FsspecStorage(Storage):
 
     def put_file(self, key: str, source: str | os.PathLike[str]) -> None:
         # A single S3 PUT (or a completed multipart upload) is atomic: readers see all or nothing.
+        path = self._full(key)
         try:
-            self.fs.put_file(str(source), self._full(key))
+            self.fs.put_file(str(source), path)
         except Exception as exc:
             raise self._wrap(key, exc) from exc
 
     def put_bytes(self, key: str, data: bytes) -> None:
+        path = self._full(key)
         try:
-            self.fs.pipe_file(self._full(key), data)
+            self.fs.pipe_file(path, data)
         except Exception as exc:
             raise self._wrap(key, exc) from exc
 
     def open_read(self, key: str) -> IO[bytes]:
+        path = self._full(key)
         try:
-            return self.fs.open(self._full(key), "rb")
+            return self.fs.open(path, "rb")
         except FileNotFoundError as exc:
             raise NotFoundError(f"'{key}' does not exist in storage '{self.url}'.") from exc
         except Exception as exc:
             raise self._wrap(key, exc) from exc
 
     def exists(self, key: str) -> bool:
+        path = self._full(key)
         try:
-            return bool(self.fs.exists(self._full(key)))
+            return bool(self.fs.exists(path))
         except Exception as exc:
             raise self._wrap(key, exc) from exc
 
     def size(self, key: str) -> int | None:
+        path = self._full(key)
         try:
-            return int(self.fs.info(self._full(key))["size"])
+            return int(self.fs.info(path)["size"])
         except FileNotFoundError:
             return None
         except Exception as exc:
@@ -271,8 +275,8 @@ class FsspecStorage(Storage):
             raise self._wrap(key, exc) from exc
 
     def list(self, prefix: str = "") -> Iterator[str]:
-        base = self._full(prefix)
-        root = self._full("")
+        root = self._root()
+        base = self._full(prefix) if prefix else root
         try:
             found = self.fs.find(base)
         except FileNotFoundError:
@@ -285,7 +289,7 @@ class FsspecStorage(Storage):
                 yield rel
 
     def uri(self, key: str = "") -> str:
-        return "s3://" + self._full(key)
+        return "s3://" + (self._full(key) if key else self._root())
 
     def arrow_filesystem(self) -> Any:
         from pyarrow import fs
