@@ -11,6 +11,7 @@ from plinth import errors
 def test_public_names_are_pinned():
     assert sorted(plinth.__all__) == [
         "ArtifactStore",
+        "Contract",
         "PlinthError",
         "Settings",
         "TableInfo",
@@ -27,6 +28,7 @@ def test_lake_methods_are_pinned():
 
     public = sorted(n for n, _ in inspect.getmembers(Lake, inspect.isfunction) if n[0] != "_")
     assert public == [
+        "delete",
         "delta_table",
         "history",
         "ingest",
@@ -53,6 +55,29 @@ def test_lake_methods_are_pinned():
         "format",
         "types",
         "progress",
+        "checks",
+    ]
+
+
+def test_quality_service_methods_are_pinned():
+    from plinth.quality.service import Quality
+
+    public = sorted(n for n, _ in inspect.getmembers(Quality, inspect.isfunction) if n[0] != "_")
+    assert public == [
+        "apply",
+        "contract",
+        "contracts",
+        "contracts_dir",
+        "flush_spool",
+        "gate_factory",
+        "on_version",
+        "purge",
+        "quarantined",
+        "record_result",
+        "recover_spools",
+        "release",
+        "results",
+        "spool_dir",
     ]
 
 

@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ArtifactStore",
+    "Contract",
     "PlinthError",
     "Settings",
     "TableInfo",
@@ -26,6 +27,7 @@ __all__ = [
 
 _EXPORTS = {
     "ArtifactStore": "plinth.storage",
+    "Contract": "plinth.quality.contracts",
     "PlinthError": "plinth.errors",
     "Settings": "plinth._core.settings",
     "TableInfo": "plinth.lake.records",
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     from plinth._core.settings import Settings
     from plinth.errors import PlinthError
     from plinth.lake.records import TableInfo, VersionInfo
+    from plinth.quality.contracts import Contract
     from plinth.storage import ArtifactStore
     from plinth.workspace import Workspace
 

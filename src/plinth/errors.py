@@ -8,12 +8,14 @@ HTTP APIs answer 4xx with the message as JSON.
 
     PlinthError
     ├── ConfigError            a setting or URL is malformed or unusable
+    │   └── ContractError      a data contract is malformed or does not fit its table
     ├── NotFoundError          a named thing does not exist
     │   ├── TableNotFoundError
     │   └── VersionNotFoundError
     ├── SourceError            an ingest source cannot be read
     │   └── ParseError         a row or value in the source cannot be parsed
     ├── SchemaMismatchError    incoming data does not fit the table's schema
+    ├── ContractViolationError a table-level contract check blocked a commit, or a check failed
     ├── StorageError           the artifact store or lake cannot be written or read
     │   ├── UnsafePathError    a name would escape its storage root
     │   └── IntegrityError     stored bytes do not match their content hash
@@ -27,6 +29,8 @@ __all__ = [
     "CatalogError",
     "ConfigError",
     "ConflictError",
+    "ContractError",
+    "ContractViolationError",
     "IntegrityError",
     "NotFoundError",
     "ParseError",
@@ -61,6 +65,16 @@ class PlinthError(Exception):
 
 class ConfigError(PlinthError):
     """A setting, URL or configuration file is malformed or points at something unusable."""
+
+
+class ContractError(ConfigError):
+    """A data contract is malformed, or names columns or rules that do not fit its table."""
+
+
+class ContractViolationError(PlinthError):
+    """Data broke a contract badly enough to block a commit (or to fail ``plinth check``)."""
+
+    status_code = 422
 
 
 class NotFoundError(PlinthError):

@@ -11,6 +11,7 @@ from plinth._core.settings import ResolvedSettings, Settings, load_settings
 if TYPE_CHECKING:
     from plinth.catalog import Catalog
     from plinth.lake import Lake
+    from plinth.quality.service import Quality
     from plinth.storage import ArtifactStore, Storage
 
 
@@ -68,12 +69,26 @@ class Workspace:
 
     @cached_property
     def lake(self) -> Lake:
-        """The versioned data lake; pending ingests of crashed processes are reconciled here."""
+        """The versioned data lake; pending ingests of crashed processes are reconciled here.
+
+        The quality service is attached on open, so every ingest is checked against its
+        table's contract and every version profiled.
+        """
         from plinth.lake import Lake
+        from plinth.quality.service import attach
 
         lake = Lake(self.catalog, self.storage, self.settings.user)
+        self.__dict__["lake"] = lake
         lake.reconcile()
+        self.__dict__["quality"] = attach(self)
         return lake
+
+    @property
+    def quality(self) -> Quality:
+        """Data contracts, checks and quarantine (see :mod:`plinth.quality`)."""
+        if "quality" not in self.__dict__:
+            _ = self.lake
+        return self.__dict__["quality"]
 
     def init(self) -> dict[str, Any]:
         """Create the workspace folder, the catalog schema and the storage root; idempotent.

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         description="Root of the lake and artifact store: a local path or s3://bucket/prefix; "
         "empty means HOME/storage.",
     )
+    contracts_dir: str = Field(
+        default="contracts",
+        description="Folder of <table>.yaml data contracts, relative to the project (the folder "
+        "of plinth.toml, else the current folder); applied automatically on ingest.",
+    )
     user: str = Field(
         default_factory=lambda: _default_user(),
         description="Name recorded as the actor of every change (created_by).",

@@ -138,7 +138,11 @@ def tables(home: HomeOption = None, as_json: JsonOption = False) -> None:
         return
     out = Table()
     for column in ("table", "version", "rows", "size", "updated", "source"):
-        out.add_column(column, justify="right" if column in {"version", "rows", "size"} else "left")
+        out.add_column(
+            column,
+            justify="right" if column in {"version", "rows", "size"} else "left",
+            no_wrap=column in {"table", "updated"},
+        )
     for info in infos:
         latest = info.latest
         assert latest is not None

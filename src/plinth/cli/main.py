@@ -10,7 +10,7 @@ import sys
 
 import typer
 
-from plinth.cli import lake_cmds, quickstart_cmd, workspace_cmds
+from plinth.cli import lake_cmds, observe_cmds, quality_cmds, quickstart_cmd, workspace_cmds
 
 app = typer.Typer(
     name="plinth",
@@ -22,6 +22,8 @@ app = typer.Typer(
 )
 workspace_cmds.register(app)
 lake_cmds.register(app)
+quality_cmds.register(app)
+observe_cmds.register(app)
 quickstart_cmd.register(app)
 
 

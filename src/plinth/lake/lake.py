@@ -130,6 +130,7 @@ class Lake:
         format: str | None = None,
         types: Mapping[str, str] | None = None,
         progress: Callable[[int], None] | None = None,
+        checks: bool = True,
     ) -> VersionInfo:
         """Ingest ``source`` into ``table`` as one Delta commit and one catalog version.
 
@@ -137,7 +138,8 @@ class Lake:
         (with ``sql_url``), or a pandas/polars DataFrame or Arrow table/stream. ``mode`` is
         ``append``, ``overwrite`` or ``upsert`` (by ``key``). The table's schema is enforced;
         ``evolve=True`` adds new columns. Large inputs stream in record batches; ``progress`` is
-        called with the running row count after each batch.
+        called with the running row count after each batch. ``checks=False`` skips the gates
+        (the table's data contract) for this ingest.
 
         Example:
             >>> # ws.lake.ingest("flights.csv.zip", table="flights", timestamp="time_hour")
@@ -152,9 +154,20 @@ class Lake:
         ingest_id = new_id("ing_")
         self._start_ingest(ingest_id, table, mode, src.descriptor)
         gates: list[IngestGate] = []
+        factories = self.gate_factories if checks else []
         try:
             version, rows_added, stored = self._write(
-                src, ingest_id, table, mode, keys, timestamp, evolve, types, progress, gates
+                src,
+                ingest_id,
+                table,
+                mode,
+                keys,
+                timestamp,
+                evolve,
+                types,
+                progress,
+                gates,
+                factories,
             )
             descriptor = src.finish()
             info = self.record_version(
@@ -223,6 +236,7 @@ class Lake:
         types: Mapping[str, str] | None,
         progress: Callable[[int], None] | None,
         gates: list[IngestGate],
+        factories: list[GateFactory],
     ) -> tuple[int, int, dict[str, Any]]:
         from plinth.lake import delta
 
@@ -252,6 +266,7 @@ class Lake:
                     existed,
                     progress,
                     gates,
+                    factories,
                 )
                 break
             except PlinthError:
@@ -306,6 +321,7 @@ class Lake:
         existed: bool,
         progress: Callable[[int], None] | None,
         gates: list[IngestGate],
+        factories: list[GateFactory],
     ) -> int:
         from deltalake import write_deltalake
 
@@ -330,7 +346,7 @@ class Lake:
         context = IngestContext(
             self, table, ingest_id, mode, target, current_version, keys, timestamp
         )
-        for factory in self.gate_factories:
+        for factory in factories:
             gate = factory(context)
             if gate is not None:
                 gates.append(gate)
@@ -600,6 +616,50 @@ class Lake:
                     hint=f"Its columns are: {', '.join(dataset.schema.names)}.",
                 )
         return dataset.to_table(columns=list(columns) if columns else None)
+
+    def delete(self, name: str, predicate: str | None = None) -> VersionInfo:
+        """Delete the rows matching a SQL ``predicate`` (all rows if ``None``) as a new version.
+
+        Earlier versions keep the rows (time travel); the delete is recorded like an ingest.
+
+        Example:
+            >>> # ws.lake.delete("flights__quarantine", "_plinth_ingest_id = 'ing_01...'")
+        """
+        from plinth.lake import delta
+
+        current = self.version(name)
+        ingest_id = new_id("del_")
+        descriptor = {"kind": "delete", "predicate": predicate}
+        self._start_ingest(ingest_id, name, "delete", descriptor)
+        try:
+            table = delta.open_table(self.table_uri(name), self.options)
+            props = delta.commit_properties(ingest_id, descriptor, {})
+            try:
+                table.delete(predicate, commit_properties=props)
+            except delta.WRITE_ERRORS as exc:
+                raise StorageError(
+                    f"Deleting rows of table '{name}' failed: {exc}.",
+                    hint="Check the predicate is valid SQL over the table's columns.",
+                ) from exc
+            commit = delta.find_commit(self.storage, self.table_key(name), ingest_id)
+            if commit is None:
+                # Nothing matched: Delta writes no commit, and there is no new version.
+                self._fail_ingest(ingest_id, RuntimeError("no rows matched"))
+                return current
+            return self.record_version(
+                ingest_id=ingest_id,
+                table_name=name,
+                version=int(commit["version"]),
+                operation="delete",
+                rows_added=0,
+                source=descriptor,
+                created_by=self.user,
+                key_columns=None,
+                timestamp_column=None,
+            )
+        except BaseException as exc:
+            self._fail_ingest(ingest_id, exc)
+            raise
 
     def reconcile(self) -> ReconcileResult:
         """Resolve ingests left pending by a crashed process (see :mod:`plinth.lake.reconcile`)."""

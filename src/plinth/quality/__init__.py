@@ -1,0 +1,1 @@
+"""Data quality: contracts checked on every ingest, quarantine, profiles and observability."""

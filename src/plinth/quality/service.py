@@ -1,0 +1,335 @@
+"""The quality service of a workspace: contracts, gates on ingest, checks, quarantine.
+
+Attached to the lake when a workspace opens it: every ingest into a table with a contract
+passes through a :class:`~plinth.quality.gate.QualityGate`, and every new table version gets
+a stored profile and an anomaly check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+from sqlalchemy import select
+
+from plinth._core.clock import utcnow
+from plinth.catalog.models import ContractVersion, Ingest, QualityResult
+from plinth.errors import ContractError, NotFoundError
+from plinth.quality.contracts import Contract, load_contract, parse_contract
+from plinth.quality.gate import (
+    INGEST_COLUMN,
+    META_COLUMNS,
+    QUARANTINE_SUFFIX,
+    QualityGate,
+    quarantine_name,
+)
+
+if TYPE_CHECKING:
+    from plinth.lake.hooks import IngestContext
+    from plinth.lake.records import VersionInfo
+    from plinth.workspace import Workspace
+
+log = logging.getLogger("plinth.quality")
+
+
+@dataclass(frozen=True)
+class AppliedContract:
+    """A contract version in the catalog."""
+
+    table: str
+    version: int
+    contract: Contract
+    changed: bool
+    origin: str | None
+
+
+@dataclass(frozen=True)
+class ReleaseResult:
+    """What a quarantine release did."""
+
+    released: int
+    still_failing: int
+    table_version: int | None
+
+
+class Quality:
+    """Data contracts and quality checks of one workspace.
+
+    Example:
+        >>> import plinth, tempfile
+        >>> ws = plinth.Workspace(tempfile.mkdtemp())
+        >>> ws.quality.apply("table: t\\ncolumns:\\n  a: {min: 0}\\n").version
+        1
+    """
+
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.catalog = ws.catalog
+
+    # -- contracts -------------------------------------------------------------------------
+
+    def apply(self, contract: Contract | str | Path, origin: str | None = None) -> AppliedContract:
+        """Validate a contract (object, YAML text or file) and record it if it changed.
+
+        A contract for an existing table is checked against the table's schema: unknown
+        columns and rules that cannot be evaluated are refused here, before any ingest.
+        """
+        if isinstance(contract, Path) or (
+            isinstance(contract, str) and "\n" not in contract and contract.endswith(".yaml")
+        ):
+            origin = origin or str(contract)
+            contract = load_contract(contract)
+        elif isinstance(contract, str):
+            contract = parse_contract(contract, origin or "<string>")
+        self._validate_against_table(contract)
+        spec_hash = contract.spec_hash()
+        with self.catalog.session() as session:
+            latest = self._latest_row(session, contract.table)
+            if latest is not None and latest.spec_hash == spec_hash:
+                return AppliedContract(contract.table, latest.version, contract, False, origin)
+            version = (latest.version + 1) if latest is not None else 1
+            session.add(
+                ContractVersion(
+                    table_name=contract.table,
+                    version=version,
+                    spec=contract.spec(),
+                    spec_hash=spec_hash,
+                    origin=origin,
+                    created_at=utcnow(),
+                    created_by=self.ws.settings.user,
+                )
+            )
+        return AppliedContract(contract.table, version, contract, True, origin)
+
+    def _validate_against_table(self, contract: Contract) -> None:
+        import duckdb
+
+        from plinth.lake import check_table_name
+        from plinth.quality.checks import schema_problems, validate
+
+        check_table_name(contract.table)
+        try:
+            info = self.ws.lake.version(contract.table)
+        except NotFoundError:
+            return
+        schema = pa.schema(
+            self.ws.lake.delta_table(contract.table, info.version).schema().to_arrow()
+        )
+        problems = [p for p in schema_problems(contract, schema) if "is missing" in p]
+        if problems:
+            raise ContractError(
+                f"The contract of table '{contract.table}' names columns the table does not "
+                f"have: {'; '.join(problems)}.",
+                hint=f"The table's columns are: {', '.join(schema.names)}.",
+            )
+        connection = duckdb.connect()
+        try:
+            validate(contract, schema, connection)
+        finally:
+            connection.close()
+
+    def _latest_row(self, session: Any, table: str) -> ContractVersion | None:
+        return session.scalar(
+            select(ContractVersion)
+            .where(ContractVersion.table_name == table)
+            .order_by(ContractVersion.version.desc())
+            .limit(1)
+        )
+
+    def contract(self, table: str, version: int | None = None) -> AppliedContract | None:
+        """Return the table's contract (latest, or a given version), or ``None``."""
+        with self.catalog.session() as session:
+            if version is None:
+                row = self._latest_row(session, table)
+            else:
+                row = session.scalar(
+                    select(ContractVersion).where(
+                        ContractVersion.table_name == table, ContractVersion.version == version
+                    )
+                )
+            if row is None:
+                return None
+            contract = Contract.model_validate(row.spec)
+            return AppliedContract(table, row.version, contract, False, row.origin)
+
+    def contracts(self) -> list[AppliedContract]:
+        """Return the latest contract of every table that has one."""
+        with self.catalog.session() as session:
+            tables = session.scalars(select(ContractVersion.table_name).distinct()).all()
+        found = [self.contract(t) for t in sorted(tables)]
+        return [c for c in found if c is not None]
+
+    def contracts_dir(self) -> Path:
+        """The project folder holding ``<table>.yaml`` contracts (``PLINTH_CONTRACTS_DIR``)."""
+        folder = Path(self.ws.settings.contracts_dir).expanduser()
+        if folder.is_absolute():
+            return folder
+        config = self.ws.resolved.config_file
+        base = config.parent if config is not None else Path.cwd()
+        return base / folder
+
+    def _sync_file(self, table: str) -> None:
+        path = self.contracts_dir() / f"{table}.yaml"
+        if path.is_file():
+            self.apply(path)
+
+    # -- hooks -----------------------------------------------------------------------------
+
+    def gate_factory(self, context: IngestContext) -> QualityGate | None:
+        """Return the gate for an ingest into a table with a contract, else ``None``."""
+        if context.table.endswith(QUARANTINE_SUFFIX):
+            return None
+        self._sync_file(context.table)
+        applied = self.contract(context.table)
+        if applied is None:
+            return None
+        return QualityGate(self, context, applied.contract, applied.version)
+
+    def on_version(self, info: VersionInfo) -> None:
+        """Profile every new version and record anomalies against the previous one."""
+        if info.table.endswith(QUARANTINE_SUFFIX):
+            return
+        from plinth.quality.observability import detect_anomalies
+        from plinth.quality.profiles import profile_version
+
+        # The version is committed whatever happens here; a missing profile is computed
+        # again on demand (plinth profile / plinth quality), so a failure only warns.
+        try:
+            profile_version(self.ws.lake, info.table, info.version)
+            detect_anomalies(self.ws.lake, info.table, info.version)
+        except Exception as exc:  # pragma: no cover - defensive
+            log.warning("Profiling %s failed: %s", info.ref, exc)
+
+    # -- quarantine spool ------------------------------------------------------------------
+
+    def spool_dir(self) -> Path:
+        """Local folder where quarantined rows wait for their ingest's commit."""
+        return self.ws.home / "spool" / "quarantine"
+
+    def flush_spool(self, table: str, path: Path) -> None:
+        """Append a spool file to the table's quarantine table, then remove it."""
+        self.ws.lake.ingest(
+            str(path), table=quarantine_name(table), evolve=True, format="parquet", checks=False
+        )
+        path.unlink()
+
+    def recover_spools(self) -> None:
+        """Flush spools of committed ingests and drop those of failed ones (after a crash)."""
+        folder = self.spool_dir()
+        if not folder.is_dir():
+            return
+        for path in sorted(folder.glob("*.parquet")):
+            with self.catalog.session() as session:
+                row = session.get(Ingest, path.stem)
+                status = None if row is None else row.status
+                table = None if row is None else row.table_name
+            if status == "committed" and table is not None:
+                self.flush_spool(table, path)
+            elif status in {"failed", None}:
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+
+    # -- results ---------------------------------------------------------------------------
+
+    def record_result(self, **fields: Any) -> None:
+        """Store one quality result."""
+        with self.catalog.session() as session:
+            session.add(QualityResult(created_at=utcnow(), **fields))
+
+    def results(self, table: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Return the newest quality results of a table, newest first."""
+        with self.catalog.session() as session:
+            rows = session.scalars(
+                select(QualityResult)
+                .where(QualityResult.table_name == table)
+                .order_by(QualityResult.id.desc())
+                .limit(limit)
+            ).all()
+            return [
+                {
+                    "table": r.table_name,
+                    "table_version": r.table_version,
+                    "contract_version": r.contract_version,
+                    "ingest_id": r.ingest_id,
+                    "kind": r.kind,
+                    "status": r.status,
+                    "rows_checked": r.rows_checked,
+                    "rows_passed": r.rows_passed,
+                    "rows_warned": r.rows_warned,
+                    "rows_quarantined": r.rows_quarantined,
+                    "checks": r.checks,
+                    "created_at": r.created_at,
+                }
+                for r in rows
+            ]
+
+    # -- quarantine ------------------------------------------------------------------------
+
+    def quarantined(self, table: str, ingest_id: str | None = None) -> pa.Table:
+        """Return the rows in a table's quarantine (optionally of one ingest)."""
+        name = quarantine_name(table)
+        try:
+            data = self.ws.lake.read(name)
+        except NotFoundError:
+            self.ws.lake.table(table)
+            return pa.table({})
+        if ingest_id is not None:
+            import pyarrow.compute as pc
+
+            data = data.filter(pc.equal(data.column(INGEST_COLUMN), ingest_id))
+        return data
+
+    def release(
+        self, table: str, ingest_id: str | None = None, force: bool = False
+    ) -> ReleaseResult:
+        """Re-ingest quarantined rows into the table and remove them from quarantine.
+
+        The rows go through the table's current contract again (unless ``force``): rows that
+        now pass are committed as one new table version; rows that still fail return to the
+        quarantine with their new failures.
+        """
+        rows = self.quarantined(table, ingest_id)
+        if rows.num_rows == 0:
+            return ReleaseResult(0, 0, None)
+        data = rows.drop_columns([c for c in META_COLUMNS if c in rows.column_names])
+        before = self._quarantine_count(table)
+        ingest_ids = sorted(set(rows.column(INGEST_COLUMN).to_pylist()))
+        info = self.ws.lake.ingest(data, table=table, checks=not force)
+        predicate = _in_predicate(INGEST_COLUMN, ingest_ids)
+        self.ws.lake.delete(quarantine_name(table), predicate)
+        still = self._quarantine_count(table) - (before - rows.num_rows)
+        return ReleaseResult(info.rows_added, still, info.version)
+
+    def purge(self, table: str, ingest_id: str | None = None) -> int:
+        """Delete quarantined rows (all, or one ingest's); earlier versions keep them."""
+        rows = self.quarantined(table, ingest_id)
+        if rows.num_rows == 0:
+            return 0
+        predicate = None if ingest_id is None else _in_predicate(INGEST_COLUMN, [ingest_id])
+        self.ws.lake.delete(quarantine_name(table), predicate)
+        return rows.num_rows
+
+    def _quarantine_count(self, table: str) -> int:
+        try:
+            return self.ws.lake.version(quarantine_name(table)).row_count
+        except NotFoundError:
+            return 0
+
+
+def _in_predicate(column: str, values: list[str]) -> str:
+    from plinth.quality.checks import literal, quote
+
+    return f"{quote(column)} IN ({', '.join(literal(v) for v in values)})"
+
+
+def attach(ws: Workspace) -> Quality:
+    """Create the workspace's quality service and hook it into the lake."""
+    quality = Quality(ws)
+    ws.lake.gate_factories.append(quality.gate_factory)
+    ws.lake.version_listeners.append(quality.on_version)
+    quality.recover_spools()
+    return quality
