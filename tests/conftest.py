@@ -12,13 +12,7 @@ from plinth._core.settings import Settings
 
 pytest_plugins = ["tests.services"]
 
-SETTING_VARS = (
-    "PLINTH_HOME",
-    "PLINTH_DATABASE_URL",
-    "PLINTH_STORAGE_URL",
-    "PLINTH_USER",
-    "PLINTH_CONFIG",
-)
+SETTING_VARS = (*(f"PLINTH_{name.upper()}" for name in Settings.model_fields), "PLINTH_CONFIG")
 
 
 @pytest.fixture(autouse=True)

@@ -9,19 +9,7 @@ import pytest
 from plinth._core.settings import Settings, load_settings
 from plinth.errors import ConfigError
 
-SETTING_VARS = (
-    "PLINTH_HOME",
-    "PLINTH_DATABASE_URL",
-    "PLINTH_STORAGE_URL",
-    "PLINTH_USER",
-    "PLINTH_CONFIG",
-)
-
-
-@pytest.fixture(autouse=True)
-def _no_plinth_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in SETTING_VARS:
-        monkeypatch.delenv(name, raising=False)
+# tests/conftest.py clears every PLINTH_* setting variable before each test.
 
 
 @pytest.fixture

@@ -75,22 +75,10 @@ def ingest(
     home: HomeOption = None,
 ) -> None:
     """Ingest a source into a lake table: one Delta commit, one catalog version."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    from plinth.cli.output import console
+    from plinth.cli.output import row_progress
     from plinth.workspace import Workspace
 
-    with (
-        Workspace(home) as ws,
-        Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}", style="bold", markup=False),
-            TextColumn("{task.fields[rows]:,} rows"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress,
-    ):
+    with Workspace(home) as ws, row_progress() as progress:
         task = progress.add_task(f"Ingesting into {table}", rows=0)
         info = ws.lake.ingest(
             source,

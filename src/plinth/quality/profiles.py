@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from plinth._core.clock import utcnow
+from plinth._core.sql import quote
 
 if TYPE_CHECKING:
     import duckdb
@@ -61,16 +62,6 @@ def column_kind(dtype: pa.DataType) -> str:
         return "temporal"
     strings = (pa.types.is_string, pa.types.is_large_string, pa.types.is_string_view)
     return "categorical" if any(check(dtype) for check in strings) else "other"
-
-
-def quote(name: str) -> str:
-    """Quote ``name`` as a SQL identifier.
-
-    Example:
-        >>> quote('a"b')
-        '"a""b"'
-    """
-    return '"' + name.replace('"', '""') + '"'
 
 
 def sql_float(value: float) -> str:

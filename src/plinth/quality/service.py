@@ -321,7 +321,7 @@ class Quality:
 
 
 def _in_predicate(column: str, values: list[str]) -> str:
-    from plinth.quality.checks import literal, quote
+    from plinth._core.sql import literal, quote
 
     return f"{quote(column)} IN ({', '.join(literal(v) for v in values)})"
 
