@@ -51,6 +51,11 @@ class Settings(BaseSettings):
         description="Folder of <table>.yaml data contracts, relative to the project (the folder "
         "of plinth.toml, else the current folder); applied automatically on ingest.",
     )
+    profile_on_ingest: bool = Field(
+        default=True,
+        description="Store a profile of every new table version as part of the ingest; when "
+        "off, profiles are computed on first use (plinth profile, plinth quality).",
+    )
     user: str = Field(
         default_factory=lambda: _default_user(),
         description="Name recorded as the actor of every change (created_by).",
@@ -137,10 +142,13 @@ def _read_config(path: Path) -> dict[str, Any]:
             hint=f"Known settings are: {', '.join(sorted(known))}.",
         )
     for name, value in values.items():
-        if not isinstance(value, str):
+        expected = bool if Settings.model_fields[name].annotation is bool else str
+        if not isinstance(value, expected):
+            kind = "boolean" if expected is bool else "string"
+            example = f"{name} = true" if expected is bool else f'{name} = "{value}"'
             raise ConfigError(
-                f"'{path}': setting '{name}' must be a string, not {type(value).__name__}.",
-                hint=f'Quote the value, e.g. {name} = "{value}".',
+                f"'{path}': setting '{name}' must be a {kind}, not {type(value).__name__}.",
+                hint=f"Write it like: {example}.",
             )
     if "home" in values:
         values["home"] = str((path.parent / Path(values["home"]).expanduser()).resolve())

@@ -49,6 +49,8 @@ def info(
         "home": str(settings.home),
         "database_url": redact_url(settings.catalog_url),
         "storage_url": settings.storage_root,
+        "contracts_dir": settings.contracts_dir,
+        "profile_on_ingest": str(settings.profile_on_ingest).lower(),
         "user": settings.user,
     }
     if as_json:
@@ -63,7 +65,7 @@ def info(
         )
         return
     table = Table(title=f"Plinth {__version__}")
-    table.add_column("setting")
+    table.add_column("setting", no_wrap=True)
     table.add_column("value")
     table.add_column("from")
     for name, value in values.items():

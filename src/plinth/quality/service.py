@@ -191,7 +191,7 @@ class Quality:
 
     def on_version(self, info: VersionInfo) -> None:
         """Profile every new version and record anomalies against the previous one."""
-        if info.table.endswith(QUARANTINE_SUFFIX):
+        if info.table.endswith(QUARANTINE_SUFFIX) or not self.ws.settings.profile_on_ingest:
             return
         from plinth.quality.observability import detect_anomalies
         from plinth.quality.profiles import profile_version
