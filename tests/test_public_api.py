@@ -12,6 +12,9 @@ def test_public_names_are_pinned():
     assert sorted(plinth.__all__) == [
         "ArtifactStore",
         "Contract",
+        "Entity",
+        "FeatureService",
+        "FeatureView",
         "PlinthError",
         "Settings",
         "TableInfo",
@@ -79,6 +82,25 @@ def test_quality_service_methods_are_pinned():
         "results",
         "spool_dir",
     ]
+
+
+def test_feature_store_methods_are_pinned():
+    from plinth.features.service import Features
+
+    public = sorted(n for n, _ in inspect.getmembers(Features, inspect.isfunction) if n[0] != "_")
+    assert public == [
+        "apply",
+        "definitions",
+        "historical",
+        "materialize",
+        "online",
+        "skew",
+        "view",
+        "views",
+        "watermark",
+    ]
+    params = list(inspect.signature(Features.historical).parameters)
+    assert params == ["self", "spine", "features", "timestamp", "record"]
 
 
 def test_every_error_is_a_plinth_error_with_a_status():

@@ -17,6 +17,9 @@ __version__ = "0.1.0"
 __all__ = [
     "ArtifactStore",
     "Contract",
+    "Entity",
+    "FeatureService",
+    "FeatureView",
     "PlinthError",
     "Settings",
     "TableInfo",
@@ -28,6 +31,9 @@ __all__ = [
 _EXPORTS = {
     "ArtifactStore": "plinth.storage",
     "Contract": "plinth.quality.contracts",
+    "Entity": "plinth.features.definitions",
+    "FeatureService": "plinth.features.definitions",
+    "FeatureView": "plinth.features.definitions",
     "PlinthError": "plinth.errors",
     "Settings": "plinth._core.settings",
     "TableInfo": "plinth.lake.records",
@@ -38,6 +44,7 @@ _EXPORTS = {
 if TYPE_CHECKING:
     from plinth._core.settings import Settings
     from plinth.errors import PlinthError
+    from plinth.features.definitions import Entity, FeatureService, FeatureView
     from plinth.lake.records import TableInfo, VersionInfo
     from plinth.quality.contracts import Contract
     from plinth.storage import ArtifactStore

@@ -10,6 +10,7 @@ from plinth._core.settings import ResolvedSettings, Settings, load_settings
 
 if TYPE_CHECKING:
     from plinth.catalog import Catalog
+    from plinth.features.service import Features
     from plinth.lake import Lake
     from plinth.quality.service import Quality
     from plinth.storage import ArtifactStore, Storage
@@ -89,6 +90,13 @@ class Workspace:
         if "quality" not in self.__dict__:
             _ = self.lake
         return self.__dict__["quality"]
+
+    @cached_property
+    def features(self) -> Features:
+        """The feature store: definitions, training sets, materialization, online reads."""
+        from plinth.features.service import Features
+
+        return Features(self)
 
     def init(self) -> dict[str, Any]:
         """Create the workspace folder, the catalog schema and the storage root; idempotent.

@@ -46,6 +46,11 @@ class Settings(BaseSettings):
         description="Root of the lake and artifact store: a local path or s3://bucket/prefix; "
         "empty means HOME/storage.",
     )
+    online_url: str = Field(
+        default="",
+        description="Online feature store: sqlite:///path or redis://host:port/db; empty means "
+        "SQLite at HOME/online.db.",
+    )
     contracts_dir: str = Field(
         default="contracts",
         description="Folder of <table>.yaml data contracts, relative to the project (the folder "
@@ -77,6 +82,11 @@ class Settings(BaseSettings):
     def catalog_url(self) -> str:
         """The catalog's SQLAlchemy URL, with the embedded default filled in."""
         return self.database_url or f"sqlite:///{self.home / 'catalog.db'}"
+
+    @property
+    def online_store_url(self) -> str:
+        """The online store's URL, with the embedded default filled in."""
+        return self.online_url or f"sqlite:///{self.home / 'online.db'}"
 
     @property
     def storage_root(self) -> str:

@@ -208,3 +208,53 @@ class Event(Base):
     message: Mapped[str] = mapped_column(Text)
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class FeatureDefinition(Base):
+    """One version of a feature-store definition: an entity, a feature view or a service."""
+
+    __tablename__ = "feature_definitions"
+    __table_args__ = (
+        UniqueConstraint("kind", "name", "version", name="uq_feature_definitions_version"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(String(128))
+    version: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec_hash: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(256))
+
+
+class TrainingSet(Base):
+    """A point-in-time training set: its spine, features, inputs and the stored artifact."""
+
+    __tablename__ = "training_sets"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    features: Mapped[list[Any]] = mapped_column(JSON)
+    spine: Mapped[dict[str, Any]] = mapped_column(JSON)
+    inputs: Mapped[dict[str, Any]] = mapped_column(JSON)
+    row_count: Mapped[int] = mapped_column(BigInteger)
+    artifact_digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_by: Mapped[str] = mapped_column(String(256))
+
+
+class Materialization(Base):
+    """A run that wrote a feature view's latest values into the online store."""
+
+    __tablename__ = "materializations"
+    __table_args__ = (Index("ix_materializations_view", "view_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    view_name: Mapped[str] = mapped_column(String(128))
+    view_version: Mapped[int] = mapped_column(Integer)
+    table_version: Mapped[int] = mapped_column(Integer)
+    start: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    end: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    rows: Mapped[int] = mapped_column(BigInteger)
+    online_url: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

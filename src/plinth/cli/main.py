@@ -10,7 +10,14 @@ import sys
 
 import typer
 
-from plinth.cli import lake_cmds, observe_cmds, quality_cmds, quickstart_cmd, workspace_cmds
+from plinth.cli import (
+    features_cmds,
+    lake_cmds,
+    observe_cmds,
+    quality_cmds,
+    quickstart_cmd,
+    workspace_cmds,
+)
 
 app = typer.Typer(
     name="plinth",
@@ -24,6 +31,7 @@ workspace_cmds.register(app)
 lake_cmds.register(app)
 quality_cmds.register(app)
 observe_cmds.register(app)
+features_cmds.register(app)
 quickstart_cmd.register(app)
 
 

@@ -68,6 +68,7 @@ def quickstart(home: HomeOption = None) -> None:
 
             ingest_all(ws, on_table=on_table, progress=on_rows)
         console.print(summary)
+        _features(ws)
     elapsed = time.perf_counter() - started
     console.print(f"Done in {elapsed:.1f} s. Where to look next:")
     console.print("  plinth tables                      the lake's tables and versions")
@@ -77,6 +78,27 @@ def quickstart(home: HomeOption = None) -> None:
     console.print("  plinth quarantine show weather     rows that failed a contract, and why")
     console.print("  plinth check flights               re-run a contract on a stored version")
     console.print("  plinth quality weather --html weather-quality.html   observability report")
+    console.print("  plinth features list               entities, feature views and services")
+    console.print("  plinth features skew weather       online values against point-in-time ones")
+
+
+def _features(ws):  # type: ignore[no-untyped-def]
+    """Feature store steps: definitions, the flights training set, materialization."""
+    from plinth.cli.output import console, human_bytes
+    from plinth.examples.flights.features import build_features
+
+    with console.status("Building the flights training set and materializing features"):
+        steps = build_features(ws)
+    training = steps.training_set
+    nulls = sum(training.table.column(c).null_count for c in training.features)
+    console.print(
+        f"Training set {training.id}: {training.table.num_rows:,} flights x "
+        f"{len(training.features)} point-in-time features ({nulls:,} missing values: weather "
+        f"older than 3 h or planes not in the planes table), "
+        f"{human_bytes(training.table.nbytes)} in memory."
+    )
+    for result in steps.materialized:
+        console.print(f"Online store: {result.view} materialized for {result.rows:,} entities.")
 
 
 def _ingest_result(ws, ingest_id):  # type: ignore[no-untyped-def]

@@ -49,6 +49,7 @@ def info(
         "home": str(settings.home),
         "database_url": redact_url(settings.catalog_url),
         "storage_url": settings.storage_root,
+        "online_url": redact_url(settings.online_store_url),
         "contracts_dir": settings.contracts_dir,
         "profile_on_ingest": str(settings.profile_on_ingest).lower(),
         "user": settings.user,
@@ -70,7 +71,7 @@ def info(
     table.add_column("from")
     for name, value in values.items():
         origin = resolved.origins[name]
-        if origin == "default" and name in {"database_url", "storage_url"}:
+        if origin == "default" and name in {"database_url", "storage_url", "online_url"}:
             origin = "default (under home)"
         table.add_row(f"PLINTH_{name.upper()}", value, origin)
     console.print(table)
