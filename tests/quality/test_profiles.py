@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 import plinth
 from plinth.catalog.models import Profile
 from plinth.errors import TableNotFoundError, VersionNotFoundError
+from plinth.lake.duck import local_parquet_files
 from plinth.quality import profiles
 from plinth.quality.drift import OTHER, column_shifts, psi
 from plinth.quality.profiles import compute_profile, get_profile, profile_version
@@ -198,7 +199,7 @@ def test_parquet_dataset_matches_table_and_fills_columns_missing_from_old_files(
     dataset = ds.dataset(
         [str(tmp_path / "one.parquet"), str(tmp_path / "two.parquet")], schema=schema
     )
-    assert profiles._local_parquet_files(dataset)  # read by DuckDB's Parquet reader
+    assert local_parquet_files(dataset)  # read by DuckDB's Parquet reader
     from_files = compute_profile(dataset)
     assert from_files == compute_profile(dataset.to_table())
     assert from_files["columns"]["b"]["nulls"] == 3

@@ -22,6 +22,7 @@ from plinth.catalog.lineage import Node, add_edge
 from plinth.catalog.models import TrainingSet
 from plinth.errors import SchemaMismatchError, SourceError
 from plinth.features.registry import Selection, resolve
+from plinth.lake import duck
 
 if TYPE_CHECKING:
     import duckdb
@@ -187,7 +188,7 @@ def _join_view(
     info = ws.lake.version(view.source)
     dataset = ws.lake.scan(view.source, info.version)
     _check_types(spine, EVENT, view, dataset.schema)
-    connection.register("src", dataset)
+    duck.register(connection, "src", dataset)
     try:
         event = spine.column(EVENT)
         params = {"min": _scalar(event, "min"), "max": _scalar(event, "max")}
@@ -195,7 +196,7 @@ def _join_view(
         used = {k: v for k, v in params.items() if f"${k}" in sql}
         result = connection.sql(sql, params=used).to_arrow_table()
     finally:
-        connection.unregister("src")
+        duck.unregister(connection, "src")
     if result.num_rows != spine.num_rows:
         raise AssertionError(
             f"point-in-time join of '{view.name}' returned {result.num_rows} rows for a spine "

@@ -27,6 +27,7 @@ from plinth.features.definitions import (
     load_module,
 )
 from plinth.features.historical import TrainingSetResult, feature_column, historical
+from plinth.lake import duck
 
 if TYPE_CHECKING:
     from plinth.features.online.base import OnlineStore
@@ -161,7 +162,7 @@ class Features:
         sql = _latest_sql(definition, start is not None)
         connection = duckdb.connect()
         connection.execute("SET TimeZone = 'UTC'")
-        connection.register("src", dataset)
+        duck.register(connection, "src", dataset)
         try:
             params = {"end": end, **({"start": start} if start is not None else {})}
             if definition.timestamp is None:
@@ -234,7 +235,7 @@ class Features:
         info = self.ws.lake.version(definition.source)
         keys = ", ".join(quote(k) for k in definition.join_keys)
         connection = duckdb.connect()
-        connection.register("src", self.ws.lake.scan(definition.source, info.version))
+        duck.register(connection, "src", self.ws.lake.scan(definition.source, info.version))
         try:
             sampled = connection.sql(
                 f"SELECT DISTINCT {keys} FROM src WHERE "

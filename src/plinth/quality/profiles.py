@@ -29,6 +29,7 @@ import pyarrow as pa
 
 from plinth._core.clock import utcnow
 from plinth._core.sql import quote
+from plinth.lake.duck import local_parquet_files
 
 if TYPE_CHECKING:
     import duckdb
@@ -40,7 +41,6 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 #: Tables up to this many rows get exact quantiles; larger ones a uniform sample of this size.
 QUANTILE_SAMPLE_ROWS = 100_000
 KINDS = ("numeric", "categorical", "temporal", "boolean", "other")
-_GLOB_CHARS = set("*?[{")
 _LEADING = ("type", "kind", "count", "nulls", "null_fraction", "distinct")
 _NULL_TYPES = {"numeric": "DOUBLE", "temporal": "TIMESTAMP", "boolean": "BOOLEAN"}
 
@@ -171,7 +171,7 @@ def _register(con: duckdb.DuckDBPyConnection, data: Any) -> tuple[pa.Schema, dic
         for i, field in enumerate(schema):
             if pa.types.is_float16(field.type):  # DuckDB reads no half floats
                 data = data.set_column(i, field.name, data.column(i).cast(pa.float32()))
-    elif files := _local_parquet_files(data):
+    elif files := local_parquet_files(data):
         listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
         con.execute(
             f"CREATE VIEW parquet_source AS SELECT * FROM read_parquet([{listed}], "
@@ -183,25 +183,6 @@ def _register(con: duckdb.DuckDBPyConnection, data: Any) -> tuple[pa.Schema, dic
         return schema, {"__from__": "parquet_source", **names}
     con.register("arrow_source", data)
     return schema, {"__from__": "arrow_source", **{n: quote(n) for n in schema.names}}
-
-
-def _local_parquet_files(data: Any) -> list[str]:
-    """Return the files of a plain local Parquet dataset DuckDB can read directly, else []."""
-    import pyarrow.dataset as ds
-
-    if not (
-        isinstance(data, ds.FileSystemDataset)
-        and isinstance(data.format, ds.ParquetFileFormat)
-        and getattr(data.filesystem, "type_name", None) == "local"
-    ):
-        return []
-    files = list(data.files)
-    if not files or any(_GLOB_CHARS & set(f) for f in files):
-        return []
-    for fragment in data.get_fragments():
-        if not fragment.partition_expression.equals(ds.scalar(True)):
-            return []
-    return files
 
 
 def compute_profile(data: Any, *, bins: int = 20, top: int = 20) -> dict[str, Any]:
