@@ -29,7 +29,8 @@ install-test: $(VENV)/.installed-test
 quickstart: install
 	$(BIN)/plinth quickstart
 
-## PostgreSQL binaries for the integration tests (the test session starts and stops the server).
+## PostgreSQL and Redis binaries for the integration tests (the test session starts and stops
+## the servers; the S3-compatible server is moto, installed with the dev extra).
 services-deps:
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then \
 		echo "PostgreSQL binaries: found"; \
@@ -38,8 +39,15 @@ services-deps:
 	else \
 		echo "PostgreSQL binaries are missing: install the 'postgresql' package (15 or newer)."; \
 	fi
+	@if command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ]; then \
+		echo "redis-server: found"; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
+	else \
+		echo "redis-server is missing: install the 'redis-server' package."; \
+	fi
 
-## Lint, then the whole suite against real PostgreSQL and S3-compatible servers.
+## Lint, then the whole suite against real PostgreSQL, Redis and S3-compatible servers.
 test: install-test services-deps lint
 	$(BIN)/python -m pytest
 

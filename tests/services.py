@@ -1,4 +1,4 @@
-"""Real PostgreSQL and S3 (moto) servers for integration tests.
+"""Real PostgreSQL, Redis and S3 (moto) servers for integration tests.
 
 This pytest plugin starts the services on loopback only, once per test session, and
 stops them when the session ends. Load it with ``pytest_plugins = ["tests.services"]``.
@@ -11,11 +11,15 @@ Fixtures:
 * ``s3_endpoint`` (session): ``http://127.0.0.1:PORT`` of a moto S3 server; the AWS_*
   environment variables point at it while the session runs.
 * ``s3_bucket_url`` (function): ``s3://BUCKET/prefix`` in a new, uniquely named bucket.
+* ``redis_url`` (session): ``redis://127.0.0.1:PORT/0`` of a Redis server (no persistence).
+* ``redis_db_url`` (function): the same URL, its database flushed before the test.
 
 Environment:
 
 * ``PLINTH_TEST_POSTGRES_URL``: use this PostgreSQL server instead of starting one.
 * ``PLINTH_TEST_S3_ENDPOINT``: use this S3 endpoint instead of starting moto.
+* ``PLINTH_TEST_REDIS_URL``: use this Redis server instead of starting one (its database is
+  flushed before each test that uses it).
 * ``CI`` set to ``true`` or ``1``: a service that cannot be started fails the tests
   instead of skipping them.
 """
@@ -564,6 +568,145 @@ def s3_bucket_url(s3_endpoint: str) -> Iterator[str]:
                 if keys:
                     client.delete_objects(Bucket=bucket, Delete={"Objects": keys})
             client.delete_bucket(Bucket=bucket)
+
+
+# --------------------------------------------------------------------------- Redis
+
+REDIS_START_TIMEOUT = 15.0
+
+
+def _redis_server_binary() -> str:
+    """Return the path of ``redis-server`` (on PATH, else /usr/bin)."""
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    fallback = "/usr/bin/redis-server"
+    if os.path.isfile(fallback) and os.access(fallback, os.X_OK):
+        return fallback
+    raise ServiceError("redis-server not found (install the 'redis-server' package)")
+
+
+def _redis_ping(url: str) -> str | None:
+    """Return None if the Redis server at ``url`` answers PING, else the reason it does not."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except (redis.exceptions.RedisError, OSError) as exc:
+        return str(exc)
+    finally:
+        client.close()
+    return None
+
+
+def _start_redis() -> tuple[_Service, str]:
+    """Start a throwaway Redis server on a free loopback port; return it and its URL."""
+    if importlib.util.find_spec("redis") is None:
+        raise ServiceError("the redis Python package is not installed")
+    binary = _redis_server_binary()
+    tempdir = _make_tempdir("plinth-redis-")
+    server_log = tempdir / "redis.log"
+    last_error: ServiceError | None = None
+    for _attempt in range(3):
+        port = _free_port()
+        url = f"redis://127.0.0.1:{port}/0"
+        log = server_log.open("ab")
+        try:
+            process = subprocess.Popen(
+                [
+                    binary,
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    str(port),
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                    "--dir",
+                    str(tempdir),
+                    "--daemonize",
+                    "no",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=tempdir,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            log.close()
+            shutil.rmtree(tempdir, ignore_errors=True)
+            raise ServiceError(f"redis-server could not be launched: {exc}") from exc
+        service = _Service(name="redis", process=process, tempdir=tempdir, log_files=[log])
+        _RUNNING.append(service)
+        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        problem: str | None = "not started"
+        while time.monotonic() < deadline and process.poll() is None:
+            problem = _redis_ping(url)
+            if problem is None:
+                return service, url
+            time.sleep(0.05)
+        exited_early = process.poll() is not None
+        reason = (
+            f"redis-server exited with code {process.returncode} during startup"
+            if exited_early
+            else f"redis-server did not answer PING within {REDIS_START_TIMEOUT:.0f}s: {problem}"
+        )
+        last_error = ServiceError(_with_log(reason, server_log))
+        _terminate(process, signal.SIGTERM)
+        log.close()
+        _RUNNING.remove(service)
+        if not exited_early:
+            break  # a hang is not a port clash: do not try again
+    shutil.rmtree(tempdir, ignore_errors=True)
+    raise last_error or ServiceError("redis-server could not be started")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL (``redis://127.0.0.1:PORT/0``) of a session-wide Redis server.
+
+    Set ``PLINTH_TEST_REDIS_URL`` to use an existing server instead; its database is flushed
+    by ``redis_db_url`` before each test that uses it.
+    """
+    external = os.environ.get("PLINTH_TEST_REDIS_URL", "").strip()
+    if external:
+        if importlib.util.find_spec("redis") is None:
+            _unavailable("Redis", "the redis Python package is not installed")
+        problem = _redis_ping(external)
+        if problem is not None:
+            _unavailable("Redis", f"PLINTH_TEST_REDIS_URL does not answer: {problem}")
+        yield external
+        return
+    try:
+        service, url = _start_redis()
+    except ServiceError as exc:
+        _unavailable("Redis", str(exc))
+    try:
+        yield url
+    finally:
+        service.stop()
+
+
+@pytest.fixture
+def redis_db_url(redis_url: str) -> str:
+    """The session's Redis URL, with its database emptied (FLUSHDB) before the test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=30)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+    return redis_url
+
+
+@pytest.hookimpl(specname="pytest_configure")
+def pytest_configure_redis(config: pytest.Config) -> None:
+    """Register the ``redis`` marker."""
+    config.addinivalue_line("markers", "redis: needs a Redis server")
 
 
 def pytest_configure(config: pytest.Config) -> None:
