@@ -415,7 +415,11 @@ def summarize(
     else:
         lake.version(table, reference)  # raises VersionNotFoundError
     detect_anomalies(lake, table, info.version)
-    shifts = column_shifts(lake, table, reference, info.version) if reference is not None else []
+    # With a single version there is nothing to compare, but its distributions are still worth
+    # a look: the version is compared with itself (every PSI is 0) so the report can draw them.
+    shifts = column_shifts(
+        lake, table, info.version if reference is None else reference, info.version
+    )
     return QualitySummary(
         table=table,
         version=info.version,

@@ -388,10 +388,18 @@ def _volume_section(summary: QualitySummary) -> str:
 
 
 def _shift_section(summary: QualitySummary) -> str:
-    if summary.reference_version is None:
-        return "<p class='muted'>Only one version so far: nothing to compare with.</p>"
     if not summary.shifts:
         return "<p class='muted'>The versions share no comparable columns.</p>"
+    if summary.reference_version is None:
+        panels = [
+            f"<div class='panel'><h3>{_e(shift.column)} <span class='muted'>"
+            f"({_e(shift.kind)})</span></h3>{overlay_histogram(shift)}</div>"
+            for shift in summary.shifts[:HISTOGRAM_COLUMNS]
+        ]
+        return (
+            f"<p class='muted'>Only one version so far: nothing to compare with. The "
+            f"distributions of v{summary.version}:</p><div class='grid'>{''.join(panels)}</div>"
+        )
     legend = (
         f"<div class='legend muted'>Shares of non-null rows:<span style='background:{REF_COLOR}'>"
         f"</span>reference v{summary.reference_version}<span style='background:{CUR_COLOR}'>"
