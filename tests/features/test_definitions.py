@@ -162,27 +162,14 @@ TTL_ROUND_TRIPS = [
     pytest.param(
         3600,
         id="int",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="definitions.py:141 stores an int/float ttl as bare '3600', which "
-            "parse_duration refuses when the spec is read back (from_spec)",
-        ),
     ),
     pytest.param(
         90.5,
         id="float",
-        marks=pytest.mark.xfail(
-            strict=True, reason="definitions.py:141 stores a float ttl as bare '90.5'"
-        ),
     ),
     pytest.param(
         timedelta(days=30),
         id="timedelta-30d",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="definitions.py:136 formats a timedelta ttl with :g, giving '2.592e+06s' "
-            "for 30 days, which parse_duration refuses when the spec is read back",
-        ),
     ),
 ]
 

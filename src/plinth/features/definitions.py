@@ -133,14 +133,18 @@ class FeatureView:
         for feature in features:
             _check_name(f"Feature '{name}:", feature)
         if isinstance(ttl, timedelta):
-            delta, text = ttl, f"{ttl.total_seconds():g}s"
+            delta = ttl
         elif ttl is None:
-            delta, text = None, None
+            delta = None
         else:
             try:
-                delta, text = parse_duration(ttl), str(ttl)
+                delta = parse_duration(ttl)
             except ValueError as exc:
                 raise ConfigError(f"Feature view '{name}': {exc}.") from exc
+        if delta is not None and delta.total_seconds() <= 0:
+            raise ConfigError(f"Feature view '{name}' needs a positive ttl, got {ttl!r}.")
+        # Stored as plain seconds, which parse_duration reads back exactly.
+        text = None if delta is None else f"{delta.total_seconds()!r}s"
         if delta is not None and timestamp is None:
             raise ConfigError(
                 f"Feature view '{name}' has a ttl but no timestamp column.",
