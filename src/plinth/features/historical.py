@@ -209,8 +209,7 @@ def _join_view(
 def _scalar(column: pa.ChunkedArray, how: str) -> Any:
     import pyarrow.compute as pc
 
-    value = (pc.min if how == "min" else pc.max)(column).as_py()
-    return value
+    return (pc.min if how == "min" else pc.max)(column).as_py()
 
 
 def historical(

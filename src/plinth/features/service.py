@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from plinth._core.clock import as_utc, utcnow
 from plinth._core.sql import quote
+from plinth._core.urls import redact_url
 from plinth.catalog.models import Materialization
 from plinth.errors import NotFoundError, SchemaMismatchError
 from plinth.features import registry
@@ -182,7 +183,7 @@ class Features:
                     start=start,
                     end=end,
                     rows=rows,
-                    online_url=_redacted(self.ws.settings.online_store_url),
+                    online_url=redact_url(self.ws.settings.online_store_url),
                     created_at=utcnow(),
                 )
             )
@@ -304,12 +305,6 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) and isinstance(b, float):
         return a == b or (a != a and b != b)
     return a == b
-
-
-def _redacted(url: str) -> str:
-    from plinth._core.urls import redact_url
-
-    return redact_url(url)
 
 
 def _latest_sql(view: FeatureView, incremental: bool) -> str:

@@ -72,7 +72,7 @@ def register(connection: duckdb.DuckDBPyConnection, name: str, data: Any) -> dic
     present = {row[0] for row in connection.execute(f"DESCRIBE {quote(raw)}").fetchall()}
     columns = {n: quote(n) if n in present else "" for n in data.schema.names}
     body = ", ".join(
-        columns[f.name] or f"CAST(NULL AS {_duck_type(connection, f.type)}) AS {quote(f.name)}"
+        columns[f.name] or f"CAST(NULL AS {duck_type(connection, f.type)}) AS {quote(f.name)}"
         for f in data.schema
     )
     connection.execute(
@@ -89,7 +89,8 @@ def unregister(connection: duckdb.DuckDBPyConnection, name: str) -> None:
         connection.unregister(name)
 
 
-def _duck_type(connection: duckdb.DuckDBPyConnection, dtype: pa.DataType) -> str:
+def duck_type(connection: duckdb.DuckDBPyConnection, dtype: pa.DataType) -> str:
+    """Return the DuckDB type name DuckDB gives an Arrow type (e.g. ``BIGINT``)."""
     connection.register("__plinth_type_probe", pa.table({"x": pa.array([], type=dtype)}))
     try:
         return str(connection.sql("SELECT x FROM __plinth_type_probe").types[0])

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from plinth._core.clock import utcnow
+from plinth._core.clock import to_utc_datetime, utcnow
 from plinth.errors import NotFoundError
 from plinth.quality.gate import (
     TableCheck,
-    as_datetime,
     checks_summary,
     freshness_check,
     overall_status,
@@ -91,7 +90,7 @@ def check_version(quality: Quality, table: str, version: int | None = None) -> C
             for name, count in verdict.counts.items():
                 report.failures[name] = report.failures.get(name, 0) + count
             if rule is not None and batch.num_rows and rule.column in batch.schema.names:
-                value = as_datetime(pc.max(batch.column(rule.column)).as_py())
+                value = to_utc_datetime(pc.max(batch.column(rule.column)).as_py())
                 if value is not None and (newest is None or value > newest):
                     newest = value
     finally:

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from plinth._core.sql import literal, quote
 from plinth.errors import ContractError
+from plinth.lake.duck import duck_type
 from plinth.quality.contracts import Bound, Contract, RowCheck, Severity
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ class RowEvaluator:
         for i, unique in enumerate(self.uniques):
             cols = ", ".join(quote(c) for c in unique.columns)
             types = ", ".join(
-                f"{quote(c)} {_duck_type(connection, schema.field(c).type)}" for c in unique.columns
+                f"{quote(c)} {duck_type(connection, schema.field(c).type)}" for c in unique.columns
             )
             connection.execute(f"CREATE TEMP TABLE __plinth_seen_{i} ({types})")
             if existing is not None:
@@ -317,11 +318,3 @@ class RowEvaluator:
 
 def _all_not_null(columns: list[str]) -> str:
     return " AND ".join(f"{quote(c)} IS NOT NULL" for c in columns)
-
-
-def _duck_type(connection: duckdb.DuckDBPyConnection, dtype: pa.DataType) -> str:
-    connection.register("__plinth_type", pa.table({"x": pa.array([], type=dtype)}))
-    try:
-        return str(connection.sql("SELECT x FROM __plinth_type").types[0])
-    finally:
-        connection.unregister("__plinth_type")

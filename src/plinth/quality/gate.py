@@ -10,14 +10,14 @@ and the quarantine write loses nothing: it is flushed on the next open.
 from __future__ import annotations
 
 import contextlib
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from plinth._core.clock import utcnow
+from plinth._core.clock import human_duration, to_utc_datetime, utcnow
 from plinth.errors import ContractViolationError
 from plinth.quality.checks import RowEvaluator, schema_problems, validate
 from plinth.quality.contracts import Contract
@@ -104,8 +104,8 @@ def freshness_check(contract: Contract, newest: datetime | None, now: datetime) 
         "freshness",
         rule.severity,
         passed,
-        f"newest '{rule.column}' is {newest.isoformat()}, {_human(age)} old, {verb} the "
-        f"allowed {_human(limit)}",
+        f"newest '{rule.column}' is {newest.isoformat()}, {human_duration(age)} old, {verb} the "
+        f"allowed {human_duration(limit)}",
     )
 
 
@@ -123,26 +123,6 @@ def row_count_check(contract: Contract, rows: int) -> TableCheck:
         low_ok and high_ok,
         f"the table would hold {rows:,} rows; the contract allows {bounds}",
     )
-
-
-def _human(delta: Any) -> str:
-    seconds = int(delta.total_seconds())
-    if abs(seconds) >= 86400:
-        return f"{seconds / 86400:.1f} days"
-    if abs(seconds) >= 3600:
-        return f"{seconds / 3600:.1f} hours"
-    return f"{seconds} s"
-
-
-def as_datetime(value: Any) -> datetime | None:
-    """Return an aware UTC datetime for an Arrow/pandas/date value, or ``None``."""
-    if value is None:
-        return None
-    if hasattr(value, "to_pydatetime"):
-        value = value.to_pydatetime()
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class QualityGate:
@@ -206,7 +186,7 @@ class QualityGate:
         if rule is not None and batch.num_rows:
             index = batch.schema.get_field_index(rule.column)
             if index >= 0:
-                newest = as_datetime(pc.max(batch.column(index)).as_py())
+                newest = to_utc_datetime(pc.max(batch.column(index)).as_py())
                 if newest is not None and (self.newest is None or newest > self.newest):
                     self.newest = newest
         return batch
@@ -261,7 +241,7 @@ class QualityGate:
         if rule is None or dataset is None or rule.column not in dataset.schema.names:
             return None
         column = dataset.to_table(columns=[rule.column]).column(0)
-        return as_datetime(pc.max(column).as_py()) if len(column) else None
+        return to_utc_datetime(pc.max(column).as_py()) if len(column) else None
 
     def committed(self, info: VersionInfo) -> None:
         """Move spooled rows to the quarantine table and record the result (and anomalies)."""

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from plinth._core.clock import as_utc, utcnow
+from plinth._core.clock import as_utc, human_duration, to_utc_datetime, utcnow
 from plinth.catalog.models import Event
 
 if TYPE_CHECKING:
@@ -138,17 +138,9 @@ def freshness(lake: Lake, table: str, now: datetime | None = None) -> Freshness 
         table=table,
         version=version,
         column=column,
-        newest=_as_datetime(newest),
+        newest=to_utc_datetime(newest),
         checked_at=as_utc(now) if now is not None else utcnow(),
     )
-
-
-def _as_datetime(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        return as_utc(value)
-    if isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=UTC)
-    return None
 
 
 def record_freshness_breach(
@@ -167,8 +159,9 @@ def record_freshness_breach(
         return None
     assert fresh.newest is not None
     message = (
-        f"The newest row of {table}@{fresh.version} is {_human(fresh.age)} old "
-        f"({fresh.column} = {fresh.newest.isoformat()}), older than the allowed {_human(max_age)}."
+        f"The newest row of {table}@{fresh.version} is {human_duration(fresh.age)} old "
+        f"({fresh.column} = {fresh.newest.isoformat()}), older than the allowed "
+        f"{human_duration(max_age)}."
     )
     details = {
         "column": fresh.column,
@@ -178,15 +171,6 @@ def record_freshness_breach(
         "checked_at": fresh.checked_at.isoformat(),
     }
     return record_event(lake, "freshness_breach", f"{table}@{fresh.version}", message, details)
-
-
-def _human(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
-        if seconds >= size:
-            value = seconds / size
-            return f"{value:.1f} {unit}s"
-    return f"{seconds} seconds"
 
 
 # -- volume and schema ----------------------------------------------------------------------
