@@ -274,12 +274,6 @@ def test_a_service_may_name_a_view_applied_earlier(ws: plinth.Workspace) -> None
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="registry.py:118 executes the feature query without fetching it; an aggregate "
-    "yields a row on the empty table and registry.py:126 unregister fails with a raw DuckDB "
-    "ResourceInUseException instead of a ConfigError naming the feature",
-)
 def test_an_aggregate_feature_is_a_lint_error(ws: plinth.Workspace) -> None:
     with pytest.raises(ConfigError, match="feature 'total'"):
         ws.features.apply([view(features={"total": "sum(v)"})])

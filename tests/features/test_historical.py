@@ -597,11 +597,6 @@ def test_null_event_times_without_ttl_give_null_features(ws: plinth.Workspace) -
     assert table.column("fv__f").to_pylist() == [None, None]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="historical.py:194/159: with a TTL, an all-null event column makes $min NULL and "
-    "DuckDB fails to bind 'NULL - INTERVAL' (raw BinderException, not null features)",
-)
 def test_null_event_times_with_ttl_give_null_features(ws: plinth.Workspace) -> None:
     _ingest_obs(ws)
     _apply_obs(ws, ttl="2h")
@@ -609,11 +604,6 @@ def test_null_event_times_with_ttl_give_null_features(ws: plinth.Workspace) -> N
     assert table.column("fv__f").to_pylist() == [None, None]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="historical.py:194/159: an empty spine makes $min NULL; with a TTL DuckDB fails to "
-    "bind 'NULL - INTERVAL' (raw BinderException instead of an empty training set)",
-)
 def test_an_empty_spine_with_ttl_gives_an_empty_training_set(ws: plinth.Workspace) -> None:
     _ingest_obs(ws)
     _apply_obs(ws, ttl="2h")
@@ -630,11 +620,6 @@ def test_an_empty_spine_without_ttl_gives_an_empty_training_set(ws: plinth.Works
     assert table.column_names[-3:] == ["fv__f", "fv__label", "fv__twice"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="historical.py:170: 's.EVENT - f.__ts' does not bind for a nanosecond spine "
-    "(TIMESTAMPTZ_NS - TIMESTAMPTZ), so a TTL view fails with a raw DuckDB BinderException",
-)
 def test_a_nanosecond_spine_against_a_ttl_view(ws: plinth.Workspace) -> None:
     _ingest_obs(ws)
     _apply_obs(ws, ttl="2h")
@@ -651,11 +636,6 @@ def test_a_nanosecond_spine_against_a_ttl_view(ws: plinth.Workspace) -> None:
     assert table.column("fv__f").to_pylist() == [12.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="historical.py:144: the tie-break orders by the feature's name, which DuckDB binds "
-    "to a source column of the same name, not to the feature expression's value",
-)
 def test_ties_break_on_feature_values_even_when_a_feature_shadows_a_column(
     ws: plinth.Workspace,
 ) -> None:
@@ -678,11 +658,6 @@ def test_ties_break_on_feature_values_even_when_a_feature_shadows_a_column(
     assert table.column("neg__v").to_pylist() == [-3.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="historical.py:159/170: the TTL is truncated to whole seconds "
-    "(int(ttl.total_seconds())), so a 1.5 s TTL acts as 1 s",
-)
 def test_a_sub_second_ttl_is_not_truncated(ws: plinth.Workspace) -> None:
     ws.lake.ingest(
         pa.table({"k": pa.array([1], pa.int64()), "ts": pa.array([at(0)], TS), "v": [1.0]}),
@@ -788,11 +763,6 @@ def test_an_aware_spine_against_a_naive_source_is_refused(ws: plinth.Workspace) 
     assert "obs.ts" in str(caught.value) and "naive" in str(caught.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="historical.py:190 passes the internal column name to _check_types, so the "
-    "time-zone error (historical.py:130) names '__plinth_event' instead of the spine's column",
-)
 def test_the_time_zone_error_names_the_spines_own_column(obs_ws: plinth.Workspace) -> None:
     spine = _spine([(1, "a", 1)], aware=False).rename_columns(["k1", "k2", "when"])
     with pytest.raises(SchemaMismatchError) as caught:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -109,7 +110,12 @@ def _check_spine(spine: pa.Table, timestamp: str, selections: Sequence[Selection
     return spine
 
 
-def _check_types(spine: pa.Table, timestamp: str, view: Any, source: pa.Schema) -> None:
+def _check_types(spine: pa.Table, label: str, view: Any, source: pa.Schema) -> None:
+    """Refuse join keys and event times the join would compare wrongly.
+
+    ``label`` is the name of the spine's own event-time column, so messages name what the
+    user wrote rather than the working column.
+    """
     for key in view.join_keys:
         left, right = spine.schema.field(key).type, source.field(key).type
         numeric = pa.types.is_integer(left) and pa.types.is_integer(right)
@@ -122,12 +128,12 @@ def _check_types(spine: pa.Table, timestamp: str, view: Any, source: pa.Schema) 
             )
     if view.timestamp is None:
         return
-    spine_tz = spine.schema.field(timestamp).type.tz
+    spine_tz = spine.schema.field(EVENT).type.tz
     source_type = source.field(view.timestamp).type
     source_tz = getattr(source_type, "tz", None)
     if (spine_tz is None) != (source_tz is None):
         raise SchemaMismatchError(
-            f"The spine's '{timestamp}' is {'naive' if spine_tz is None else 'time-zone aware'} "
+            f"The spine's '{label}' is {'naive' if spine_tz is None else 'time-zone aware'} "
             f"but '{view.source}.{view.timestamp}' is "
             f"{'naive' if source_tz is None else 'time-zone aware'}; comparing them would shift "
             "times by the local offset.",
@@ -135,11 +141,21 @@ def _check_types(spine: pa.Table, timestamp: str, view: Any, source: pa.Schema) 
         )
 
 
-def _view_sql(selection: Selection) -> str:
+def _interval(ttl: timedelta) -> str:
+    micros = ttl // timedelta(microseconds=1)
+    return f"INTERVAL '{micros} microseconds'"
+
+
+def _view_sql(selection: Selection, *, bounded: bool) -> str:
+    """The point-in-time join of one view, its features aliased ``__f0``, ``__f1``...
+
+    Internal aliases keep the tie-break on feature values even when a feature is named like
+    a source column. ``bounded`` is false when the spine has no event time at all.
+    """
     view = selection.view
     keys = [quote(k) for k in view.join_keys]
-    names = [quote(f) for f in selection.features]
-    exprs = [f"({view.features[f]}) AS {quote(f)}" for f in selection.features]
+    names = [f"__f{i}" for i in range(len(selection.features))]
+    exprs = [f"({view.features[f]}) AS {n}" for f, n in zip(selection.features, names, strict=True)]
     created = f"{quote(view.created_timestamp)}" if view.created_timestamp else "NULL"
     tiebreak = ", ".join(["__created DESC NULLS LAST", *[f"{n} ASC NULLS LAST" for n in names]])
     if view.timestamp is None:
@@ -154,9 +170,12 @@ def _view_sql(selection: Selection) -> str:
             f"LEFT JOIN f ON {on} ORDER BY s.{ROW}"
         )
     ts = quote(view.timestamp)
-    window = [f"{ts} <= $max"]
-    if view.ttl is not None:
-        window.append(f"{ts} >= $min - INTERVAL '{int(view.ttl.total_seconds())} seconds'")
+    if not bounded:
+        window = ["FALSE"]
+    else:
+        window = [f"{ts} <= $max"]
+        if view.ttl is not None:
+            window.append(f"{ts} >= $min - {_interval(view.ttl)}")
     source = (
         f"SELECT {', '.join(keys)}, {ts} AS __ts, {created} AS __created, {', '.join(exprs)} "
         f"FROM src WHERE {ts} IS NOT NULL AND {' AND '.join(window)} "
@@ -167,7 +186,7 @@ def _view_sql(selection: Selection) -> str:
     if view.ttl is None:
         columns = ", ".join(f"f.{n}" for n in names)
     else:
-        limit = f"INTERVAL '{int(view.ttl.total_seconds())} seconds'"
+        limit = _interval(view.ttl)
         columns = ", ".join(
             f"CASE WHEN s.{EVENT} - f.__ts <= {limit} THEN f.{n} END AS {n}" for n in names
         )
@@ -187,12 +206,12 @@ def _join_view(
     view = selection.view
     info = ws.lake.version(view.source)
     dataset = ws.lake.scan(view.source, info.version)
-    _check_types(spine, EVENT, view, dataset.schema)
+    _check_types(spine, timestamp, view, dataset.schema)
     duck.register(connection, "src", dataset)
     try:
         event = spine.column(EVENT)
         params = {"min": _scalar(event, "min"), "max": _scalar(event, "max")}
-        sql = _view_sql(selection)
+        sql = _view_sql(selection, bounded=params["max"] is not None)
         used = {k: v for k, v in params.items() if f"${k}" in sql}
         result = connection.sql(sql, params=used).to_arrow_table()
     finally:
@@ -202,8 +221,20 @@ def _join_view(
             f"point-in-time join of '{view.name}' returned {result.num_rows} rows for a spine "
             f"of {spine.num_rows}"
         )
-    columns = [result.column(f) for f in selection.features]
+    columns = [result.column(f"__f{i}") for i in range(len(selection.features))]
     return columns, {"table": view.source, "version": info.version}
+
+
+def _event_column(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The spine's event times at microseconds, the lake's precision.
+
+    Flooring a finer time to microseconds keeps ``source_time <= event`` exact, because
+    Delta stores every timestamp at microseconds.
+    """
+    dtype = column.type
+    if dtype.unit == "us":
+        return column
+    return column.cast(pa.timestamp("us", dtype.tz), safe=False)
 
 
 def _scalar(column: pa.ChunkedArray, how: str) -> Any:
@@ -235,7 +266,7 @@ def historical(
     working = pa.table(
         {
             ROW: pa.array(range(n), type=pa.int64()),
-            EVENT: spine_table.column(timestamp),
+            EVENT: _event_column(spine_table.column(timestamp)),
             **{k: spine_table.column(k) for k in keys},
         }
     )

@@ -115,9 +115,16 @@ def _lint_view(ws: Workspace, view: FeatureView, connection: Any) -> list[str]:
     try:
         for name, expression in view.features.items():
             try:
-                connection.execute(f"SELECT ({expression}) AS {quote(name)} FROM __plinth_src")
+                # Selecting a plain column beside the expression makes an aggregate
+                # (one value per table, not per row) fail to bind instead of passing.
+                anchor = quote(schema.names[0])
+                connection.execute(
+                    f"SELECT {anchor}, ({expression}) AS {quote(name)} FROM __plinth_src"
+                ).fetchall()
             except Exception as exc:
                 reason = str(exc).splitlines()[0]
+                if "GROUP BY" in reason:
+                    reason = "it aggregates over rows; a feature is one value per source row"
                 problems.append(
                     f"view '{view.name}': feature '{name}' = {expression!r} does "
                     f"not evaluate on '{view.source}': {reason}"
