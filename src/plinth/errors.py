@@ -11,7 +11,8 @@ HTTP APIs answer 4xx with the message as JSON.
     │   └── ContractError      a data contract is malformed or does not fit its table
     ├── NotFoundError          a named thing does not exist
     │   ├── TableNotFoundError
-    │   └── VersionNotFoundError
+    │   ├── VersionNotFoundError
+    │   └── RunNotFoundError
     ├── SourceError            an ingest source cannot be read
     │   └── ParseError         a row or value in the source cannot be parsed
     ├── SchemaMismatchError    incoming data does not fit the table's schema
@@ -35,6 +36,7 @@ __all__ = [
     "NotFoundError",
     "ParseError",
     "PlinthError",
+    "RunNotFoundError",
     "SchemaMismatchError",
     "SourceError",
     "StorageError",
@@ -89,6 +91,10 @@ class TableNotFoundError(NotFoundError):
 
 class VersionNotFoundError(NotFoundError):
     """A table exists but not at the requested version or time."""
+
+
+class RunNotFoundError(NotFoundError):
+    """No tracked run has the given id."""
 
 
 class SourceError(PlinthError):

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from plinth.lake import Lake
     from plinth.quality.service import Quality
     from plinth.storage import ArtifactStore, Storage
+    from plinth.tracking import Run
+    from plinth.tracking.service import Runs
 
 
 class Workspace:
@@ -97,6 +99,36 @@ class Workspace:
         from plinth.features.service import Features
 
         return Features(self)
+
+    def run(
+        self,
+        experiment: str,
+        params: dict[str, Any] | None = None,
+        *,
+        tags: dict[str, Any] | None = None,
+        parent: str | None = None,
+        capture: bool = True,
+    ) -> Run:
+        """Start a tracked run (or join the launcher's run under ``plinth train``).
+
+        Example:
+            >>> import tempfile
+            >>> ws = Workspace(tempfile.mkdtemp())
+            >>> with ws.run("demo", params={"lr": 0.1}, capture=False) as run:
+            ...     run.log_metric("loss", 0.5)
+            >>> ws.runs.get(run.id).params["lr"]
+            '0.1'
+        """
+        from plinth.tracking.run import run
+
+        return run(self, experiment, params, tags=tags, parent=parent, capture=capture)
+
+    @cached_property
+    def runs(self) -> Runs:
+        """Queries over tracked runs: list, show, compare, metric history, plots."""
+        from plinth.tracking.service import Runs
+
+        return Runs(self)
 
     def init(self) -> dict[str, Any]:
         """Create the workspace folder, the catalog schema and the storage root; idempotent.

@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -258,3 +259,116 @@ class Materialization(Base):
     rows: Mapped[int] = mapped_column(BigInteger)
     online_url: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Run(Base):
+    """A tracked training run (or a tuning trial, with ``parent_id`` set)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        Index("ix_runs_experiment_started", "experiment", "started_at"),
+        Index("ix_runs_parent", "parent_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    experiment: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    parent_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    launcher: Mapped[str] = mapped_column(String(32))
+    entry_point: Mapped[str | None] = mapped_column(Text, nullable=True)
+    arguments: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    environment: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    requested: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    created_by: Mapped[str] = mapped_column(String(256))
+
+
+class RunParam(Base):
+    """One parameter of a run; ``number`` holds its numeric value for filters and sorting."""
+
+    __tablename__ = "run_params"
+    __table_args__ = (Index("ix_run_params_key_number", "key", "number"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    number: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class RunTag(Base):
+    """One tag of a run (a tag may be changed; a parameter may not)."""
+
+    __tablename__ = "run_tags"
+    __table_args__ = (Index("ix_run_tags_key_value", "key", "value"),)
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(String(256), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class RunMetric(Base):
+    """One metric series of a run, with a summary kept current as points are written.
+
+    The summary (last, min, max, count) answers filters and sorting without reading points.
+    """
+
+    __tablename__ = "run_metrics"
+    __table_args__ = (
+        UniqueConstraint("run_id", "key", name="uq_run_metrics_key"),
+        Index("ix_run_metrics_key_last", "key", "last"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(256))
+    last: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    min: Mapped[float | None] = mapped_column(Float, nullable=True)
+    max: Mapped[float | None] = mapped_column(Float, nullable=True)
+    count: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MetricPoint(Base):
+    """One logged point of a metric series. NaN is stored as NULL; infinities as they are."""
+
+    __tablename__ = "metric_points"
+    __table_args__ = (Index("ix_metric_points_series_step", "metric_id", "step"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    metric_id: Mapped[int] = mapped_column(ForeignKey("run_metrics.id", ondelete="CASCADE"))
+    step: Mapped[int] = mapped_column(BigInteger)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    timestamp_us: Mapped[int] = mapped_column(BigInteger)
+
+
+class RunArtifact(Base):
+    """A file or object a run logged, by name, stored in the artifact store."""
+
+    __tablename__ = "run_artifacts"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(512), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    digest: Mapped[str] = mapped_column(String(64))
+    size: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class RunResource(Base):
+    """Resource use of one process of a run (rank 0 for a single process), for cost accounting."""
+
+    __tablename__ = "run_resources"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    rank: Mapped[int] = mapped_column(Integer, primary_key=True)
+    host: Mapped[str] = mapped_column(String(256))
+    wall_seconds: Mapped[float] = mapped_column(Float)
+    cpu_seconds: Mapped[float] = mapped_column(Float)
+    peak_rss_bytes: Mapped[int] = mapped_column(BigInteger)
+    gpu_count: Mapped[int] = mapped_column(Integer)
+    gpu_seconds: Mapped[float] = mapped_column(Float)
+    gpu_peak_bytes: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,509 @@
+"""A tracked run: parameters, metrics, tags, artifacts, inputs, environment and resource use.
+
+``ws.run("delay-model", params={...})`` starts a run, or, inside a process started by
+``plinth train``, attaches to the run the launcher created (``PLINTH_RUN_ID``). Under DDP
+every rank attaches; metrics, parameters, tags and artifacts are kept from rank 0 only (log
+reduced values there), while each rank records its own resource use.
+
+Ending: a ``with`` block ends the run as ``finished``, or ``failed`` with the error and the
+traceback (kept as the artifact ``traceback.txt``) when the block raises. SIGTERM is turned
+into ``SystemExit(143)`` in the main thread, so the block unwinds, flushes every queued point
+and marks the run ``killed``. Runs still open at interpreter exit are flushed and ended too.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import io
+import json
+import os
+import signal
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from plinth._core.clock import utcnow
+from plinth._core.ids import new_id
+from plinth.catalog.lineage import Node, add_edge
+from plinth.catalog.models import Run as RunRecord
+from plinth.catalog.models import RunArtifact, RunParam, RunResource, RunTag
+from plinth.errors import ConfigError, ConflictError, RunNotFoundError
+from plinth.tracking import environment
+from plinth.tracking.resources import ResourceMeter
+from plinth.tracking.writer import MetricWriter, check_value
+
+if TYPE_CHECKING:
+    from plinth.workspace import Workspace
+
+RUN_ID_ENV = "PLINTH_RUN_ID"
+RANK_ENV = "RANK"
+STATUSES = ("running", "finished", "failed", "killed")
+_open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
+_signal_lock = threading.Lock()
+_previous_sigterm: Any = None
+_terminated = threading.Event()
+
+
+def _param_text(value: Any) -> tuple[str, float | None]:
+    """A parameter's stored text, and its number when it is one (for filters and sorting)."""
+    if isinstance(value, bool):
+        return ("true" if value else "false"), float(value)
+    if isinstance(value, int | float):
+        return repr(value), float(value)
+    if isinstance(value, str):
+        try:
+            return value, float(value)
+        except ValueError:
+            return value, None
+    try:
+        return json.dumps(value, sort_keys=True, default=str), None
+    except (TypeError, ValueError):
+        return str(value), None
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    # Unwind the main thread (so ``with`` blocks flush and end their runs) instead of doing
+    # database work inside the handler, which could interrupt a lock holder.
+    _terminated.set()
+    raise SystemExit(128 + signum)
+
+
+def _install_sigterm() -> None:
+    global _previous_sigterm
+    if threading.current_thread() is not threading.main_thread():
+        return
+    with _signal_lock:
+        current = signal.getsignal(signal.SIGTERM)
+        if current is _on_sigterm or current not in (signal.SIG_DFL, None):
+            return  # keep a handler the program installed itself (torchrun's agent, Ray...)
+        _previous_sigterm = current
+        signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+@atexit.register
+def _end_open_runs() -> None:
+    for run in list(_open_runs):
+        with contextlib.suppress(Exception):  # exiting: nobody is left to tell
+            run.end("killed" if _terminated.is_set() else "finished")
+
+
+class Run:
+    """One tracked run; use it as a context manager (see the module docstring).
+
+    Example:
+        >>> import plinth, tempfile
+        >>> ws = plinth.Workspace(tempfile.mkdtemp())
+        >>> with ws.run("demo", params={"lr": 0.1}, capture=False) as run:
+        ...     run.log_metric("loss", 0.5, step=1)
+        >>> ws.runs.get(run.id).status
+        'finished'
+    """
+
+    def __init__(
+        self,
+        ws: Workspace,
+        run_id: str,
+        experiment: str,
+        *,
+        owner: bool,
+        rank: int = 0,
+    ) -> None:
+        self.ws = ws
+        self.id = run_id
+        self.experiment = experiment
+        self.rank = rank
+        self.owner = owner
+        self.status = "running"
+        self._meter = ResourceMeter()
+        self._steps: dict[str, int] = {}
+        self._params: dict[str, str] = {}
+        self._writer: MetricWriter | None = MetricWriter(ws.catalog, run_id) if rank == 0 else None
+        self._ended = False
+        _open_runs.add(self)
+        _install_sigterm()
+
+    # -- logging ---------------------------------------------------------------------------
+
+    @property
+    def logs(self) -> bool:
+        """Whether this process's calls are recorded (rank 0 only under DDP)."""
+        return self.rank == 0
+
+    def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
+        """Queue one metric point; ``step`` defaults to the key's previous step plus one.
+
+        NaN and infinities are stored as they are (NaN is read back as NaN).
+
+        Example:
+            >>> # run.log_metric("loss", 0.25, step=10)
+        """
+        writer = self._writer
+        if writer is None:
+            return
+        if type(value) is not float:
+            value = check_value(key, value)
+        if step is None:
+            step = self._steps.get(key, -1) + 1
+        self._steps[key] = step
+        writer.add(key, step, value, time.time_ns() // 1000)
+
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Queue several metric points at one step.
+
+        Example:
+            >>> # run.log_metrics({"loss": 0.25, "auc": 0.71}, step=10)
+        """
+        for key, value in metrics.items():
+            self.log_metric(key, value, step)
+
+    def log_param(self, key: str, value: Any) -> None:
+        """Record one parameter (see :meth:`log_params`)."""
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record parameters; logging a parameter again with another value is an error.
+
+        Example:
+            >>> # run.log_params({"lr": 0.1, "depth": 6})
+        """
+        if not self.logs or not params:
+            return
+        texts = {str(k): _param_text(v) for k, v in params.items()}
+        with self.ws.catalog.session() as session:
+            stored = {
+                row.key: row.value
+                for row in session.scalars(
+                    select(RunParam).where(
+                        RunParam.run_id == self.id, RunParam.key.in_(list(texts))
+                    )
+                )
+            }
+            for key, (value, number) in texts.items():
+                if key in stored:
+                    if stored[key] != value:
+                        raise ConflictError(
+                            f"Parameter '{key}' of run '{self.id}' is already {stored[key]!r}; "
+                            f"it cannot become {value!r}.",
+                            hint="Parameters are fixed once logged; start a new run, or log "
+                            "the changing value as a metric or a tag.",
+                        )
+                    continue
+                session.add(RunParam(run_id=self.id, key=key, value=value, number=number))
+        self._params.update({k: v for k, (v, _) in texts.items()})
+
+    def set_tag(self, key: str, value: Any) -> None:
+        """Set one tag (see :meth:`set_tags`)."""
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set tags; unlike parameters, a tag may be changed.
+
+        Example:
+            >>> # run.set_tags({"team": "ops", "best": "true"})
+        """
+        if not self.logs or not tags:
+            return
+        with self.ws.catalog.session() as session:
+            for key, value in tags.items():
+                session.merge(RunTag(run_id=self.id, key=str(key), value=str(value)))
+
+    def log_artifact(self, source: Any, name: str | None = None) -> str:
+        """Store a file, a folder or an object as an artifact of the run; return its name.
+
+        Files and folders keep their bytes; ``bytes`` and ``str`` are stored as they are;
+        Arrow tables and pandas DataFrames as Parquet; dicts and lists as JSON; any other
+        object is pickled (and then only loaded where its hash matches the catalog).
+
+        Example:
+            >>> # run.log_artifact("confusion.png"); run.log_artifact({"auc": 0.7}, "eval.json")
+        """
+        if not self.logs:
+            return name or ""
+        if isinstance(source, str | os.PathLike) and not isinstance(source, str):
+            source = Path(source)
+        if isinstance(source, Path):
+            if source.is_dir():
+                base = name or source.name
+                for path in sorted(p for p in source.rglob("*") if p.is_file()):
+                    self._store_file(path, f"{base}/{path.relative_to(source).as_posix()}")
+                return base
+            if not source.is_file():
+                raise ConfigError(
+                    f"The artifact '{source}' does not exist.",
+                    hint="Pass an existing file or folder, or an object to store.",
+                )
+            return self._store_file(source, name or source.name)
+        if name is None:
+            raise ConfigError(
+                f"An artifact made from a {type(source).__name__} needs a name.",
+                hint="Pass name='model.pkl' (or any file name).",
+            )
+        data, kind = _serialize(source)
+        ref = self.ws.artifacts.put_bytes(data)
+        self._record_artifact(name, kind, ref.digest, ref.size)
+        return name
+
+    def _store_file(self, path: Path, name: str) -> str:
+        ref = self.ws.artifacts.put_file(path)
+        self._record_artifact(name, "file", ref.digest, ref.size)
+        return name
+
+    def _record_artifact(self, name: str, kind: str, digest: str, size: int) -> None:
+        from plinth.storage.keys import safe_key
+
+        safe_key(name)
+        with self.ws.catalog.session() as session:
+            session.merge(
+                RunArtifact(
+                    run_id=self.id, name=name, kind=kind, digest=digest, size=size,
+                    created_at=utcnow(),
+                )
+            )  # fmt: skip
+
+    def use(self, source: Any) -> str:
+        """Record an input of the run: a training set, or a lake table at a version.
+
+        Accepts a training-set result, ``"training_set:<id>"``, ``"table@N"`` or ``"table"``
+        (its current version, recorded exactly). Returns the input's lineage id.
+
+        Example:
+            >>> # run.use(training_set); run.use("flights@3")
+        """
+        node = self._input_node(source)
+        with self.ws.catalog.session() as session:
+            add_edge(session, node, Node("run", self.id), "input_of")
+        return str(node)
+
+    def _input_node(self, source: Any) -> Node:
+        from plinth.catalog.models import TrainingSet
+
+        reference = getattr(source, "ref", None) if not isinstance(source, str) else source
+        if not isinstance(reference, str):
+            raise ConfigError(
+                f"Cannot use a {type(source).__name__} as a run input.",
+                hint="Pass a training set (ws.features.historical(...)), 'training_set:<id>' "
+                "or 'table@version'.",
+            )
+        if reference.startswith("training_set:") or reference.startswith("ts_"):
+            training_set = reference.removeprefix("training_set:")
+            with self.ws.catalog.session() as session:
+                if session.get(TrainingSet, training_set) is None:
+                    raise RunNotFoundError(
+                        f"No training set '{training_set}' is in the catalog.",
+                        hint="Build it with ws.features.historical(...) (record=True).",
+                    )
+            return Node("training_set", training_set)
+        name, _, version = reference.partition("@")
+        info = self.ws.lake.version(name, int(version) if version.strip().isdigit() else None)
+        if version and not version.strip().isdigit():
+            raise ConfigError(
+                f"'{reference}' does not name a table version.",
+                hint="Write 'table@N' with N a version number, or just 'table'.",
+            )
+        return Node("table_version", f"{name}@{info.version}")
+
+    # -- ending ----------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write every queued metric point now."""
+        if self._writer is not None:
+            self._writer.flush()
+
+    def end(self, status: str = "finished", error: str | None = None) -> None:
+        """Flush, record resource use, and (for the run's owner, or on failure) its status.
+
+        Example:
+            >>> # run.end("failed", error="diverged")
+        """
+        if self._ended:
+            return
+        if status not in STATUSES:
+            raise ConfigError(
+                f"'{status}' is not a run status.", hint=f"Use one of: {', '.join(STATUSES)}."
+            )
+        self._ended = True
+        _open_runs.discard(self)
+        try:
+            if self._writer is not None:
+                self._writer.close()
+        finally:
+            usage = self._meter.usage()
+            with self.ws.catalog.session() as session:
+                session.merge(
+                    RunResource(
+                        run_id=self.id,
+                        rank=self.rank,
+                        recorded_at=utcnow(),
+                        **usage.as_dict(),
+                    )
+                )
+                record = session.get(RunRecord, self.id)
+                settles = self.owner or status != "finished"
+                if (
+                    record is not None
+                    and settles
+                    and (record.status == "running" or status != "finished")
+                ):
+                    record.status = status
+                    record.error = error or record.error
+                    if self.owner:
+                        record.ended_at = utcnow()
+            self.status = status
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.end("finished")
+            return
+        killed = isinstance(exc, KeyboardInterrupt) or (
+            isinstance(exc, SystemExit) and exc.code not in (0, None)
+        )
+        if isinstance(exc, SystemExit) and exc.code in (0, None):
+            self.end("finished")
+            return
+        text = "".join(traceback.format_exception(kind, exc, tb))
+        try:
+            if self.logs:
+                self.log_artifact(text, "traceback.txt")
+        finally:
+            summary = f"{kind.__name__ if kind else 'Error'}: {exc}".strip()
+            self.end("killed" if killed else "failed", error=summary)
+
+    def __repr__(self) -> str:
+        return f"Run({self.id!r}, experiment={self.experiment!r}, status={self.status!r})"
+
+
+def _serialize(source: Any) -> tuple[bytes, str]:
+    if isinstance(source, bytes):
+        return source, "bytes"
+    if isinstance(source, str):
+        return source.encode("utf-8"), "text"
+    if isinstance(source, dict | list):
+        return json.dumps(source, indent=2, sort_keys=True, default=str).encode(), "json"
+    module = type(source).__module__
+    if module.startswith("pyarrow") or module.startswith("pandas"):
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = source if isinstance(source, pa.Table) else pa.Table.from_pandas(source)
+        buffer = io.BytesIO()
+        pq.write_table(table, buffer)
+        return buffer.getvalue(), "parquet"
+    import pickle
+
+    return pickle.dumps(source, protocol=pickle.HIGHEST_PROTOCOL), "pickle"
+
+
+def start_run(
+    ws: Workspace,
+    experiment: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    parent: str | None = None,
+    launcher: str = "local",
+    entry_point: str | None = None,
+    arguments: list[str] | None = None,
+    requested: Mapping[str, Any] | None = None,
+    capture: bool = True,
+) -> Run:
+    """Create a run in the catalog and return its handle (this process owns it).
+
+    Example:
+        >>> # run = start_run(ws, "delay-model", launcher="torchrun", requested={"cpus": 4})
+    """
+    if not experiment or len(experiment) > 128:
+        raise ConfigError(
+            f"'{experiment}' is not a usable experiment name.",
+            hint="Use a short name of 1 to 128 characters, like 'delay-model'.",
+        )
+    run_id = new_id("run_")
+    env = environment.capture(entry_point, arguments) if capture else None
+    git = environment.git_state(Path(entry_point).parent if entry_point else None) if capture \
+        else None  # fmt: skip
+    if env is not None and git is not None:
+        env["git"] = git.as_dict()
+    with ws.catalog.session() as session:
+        if parent is not None and session.get(RunRecord, parent) is None:
+            raise RunNotFoundError(
+                f"No run '{parent}' to be the parent of a new run.",
+                hint="Check the id with 'plinth runs list'.",
+            )
+        session.add(
+            RunRecord(
+                id=run_id,
+                experiment=experiment,
+                status="running",
+                parent_id=parent,
+                launcher=launcher,
+                entry_point=(env or {}).get("entry_point", entry_point),
+                arguments=(env or {}).get("arguments", arguments),
+                environment=env,
+                requested=dict(requested) if requested else None,
+                started_at=utcnow(),
+                created_by=ws.settings.user,
+            )
+        )
+    run = Run(ws, run_id, experiment, owner=True)
+    if git is not None and git.diff:
+        run.log_artifact(git.diff, "git.diff")
+    run.log_params(params or {})
+    run.set_tags(tags or {})
+    return run
+
+
+def attach_run(ws: Workspace, run_id: str, *, rank: int | None = None) -> Run:
+    """Attach to a run another process created (the launcher), as one of its ranks.
+
+    Example:
+        >>> # run = attach_run(ws, os.environ["PLINTH_RUN_ID"])
+    """
+    with ws.catalog.session() as session:
+        record = session.get(RunRecord, run_id)
+        if record is None:
+            raise RunNotFoundError(
+                f"No run '{run_id}' is in the catalog ({RUN_ID_ENV} names it).",
+                hint="Start the script with 'plinth train', or unset PLINTH_RUN_ID.",
+            )
+        experiment = record.experiment
+    if rank is None:
+        rank = int(os.environ.get(RANK_ENV, "0") or 0)
+    return Run(ws, run_id, experiment, owner=False, rank=rank)
+
+
+def run(
+    ws: Workspace,
+    experiment: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    tags: Mapping[str, Any] | None = None,
+    parent: str | None = None,
+    capture: bool = True,
+) -> Run:
+    """Start a run, or attach to the launcher's run when ``PLINTH_RUN_ID`` is set.
+
+    Example:
+        >>> # with ws.run("delay-model", params={"lr": 0.1}) as run: ...
+    """
+    launched = os.environ.get(RUN_ID_ENV)
+    if launched:
+        attached = attach_run(ws, launched)
+        attached.log_params(params or {})
+        attached.set_tags(tags or {})
+        return attached
+    return start_run(ws, experiment, params=params, tags=tags, parent=parent, capture=capture)
