@@ -19,7 +19,7 @@ from sqlalchemy import select, text
 import plinth
 from plinth.catalog.models import (
     LineageEdge,
-    MetricPoint,
+    MetricChunk,
     RunArtifact,
     RunMetric,
     RunParam,
@@ -28,6 +28,7 @@ from plinth.catalog.models import (
 )
 from plinth.catalog.models import Run as RunRecord
 from plinth.errors import ConfigError, ConflictError, NotFoundError
+from plinth.tracking.points import unpack
 from plinth.tracking.writer import MetricWriter
 from tests.conftest import settings_env
 
@@ -47,15 +48,16 @@ def _record(ws: Any, run_id: str) -> RunRecord:
         return record
 
 
-def _points(ws: Any, run_id: str, key: str) -> list[tuple[int, float | None]]:
+def _points(ws: Any, run_id: str, key: str) -> list[tuple[int, float]]:
     with ws.catalog.session() as session:
         rows = session.execute(
-            select(MetricPoint.step, MetricPoint.value)
-            .join(RunMetric, RunMetric.id == MetricPoint.metric_id)
+            select(MetricChunk.steps, MetricChunk.values, MetricChunk.timestamps_us)
+            .join(RunMetric, RunMetric.id == MetricChunk.metric_id)
             .where(RunMetric.run_id == run_id, RunMetric.key == key)
-            .order_by(MetricPoint.id)
-        )
-        return [(step, value) for step, value in rows]
+            .order_by(MetricChunk.id)
+        ).all()
+    series = unpack(rows)
+    return list(zip(series.steps.tolist(), series.values.tolist(), strict=True))
 
 
 def _series(ws: Any, run_id: str, key: str) -> RunMetric:
@@ -77,7 +79,9 @@ def test_metrics_are_written_with_steps_and_summaries(workspace: Any) -> None:
         run.log_metrics({"auc": 0.6, "acc": 0.7}, step=10)
         run.log_metrics({"auc": 0.8, "acc": 0.9}, step=20)
         run.log_metric("auc", 0.5, step=15)  # logged late, an earlier step
-    assert [s for s, _ in _points(workspace, run.id, "loss")] == [0, 1, 2, 3, 4]
+        run.log_metrics({"loss": 0.1, "new": 1})  # default: past the keys' highest step
+    assert [s for s, _ in _points(workspace, run.id, "loss")] == [0, 1, 2, 3, 4, 5]
+    assert _points(workspace, run.id, "new") == [(5, 1.0)]
     auc = _series(workspace, run.id, "auc")
     assert (auc.last, auc.last_step, auc.min, auc.max, auc.count) == (0.8, 20, 0.5, 0.8, 3)
     assert _record(workspace, run.id).status == "finished"
@@ -99,7 +103,7 @@ def test_nan_and_infinities_are_stored_explicitly(workspace: Any) -> None:
         run.log_metric("loss", float("inf"))
         run.log_metric("loss", float("-inf"))
     values = [v for _, v in _points(workspace, run.id, "loss")]
-    assert values[0] == 1.0 and values[1] is None  # NaN is stored as NULL
+    assert values[0] == 1.0 and math.isnan(values[1])
     assert values[2] == math.inf and values[3] == -math.inf
     series = _series(workspace, run.id, "loss")
     assert series.count == 4 and series.min == -math.inf and series.max == math.inf
@@ -124,10 +128,12 @@ def test_logging_waits_instead_of_growing_without_bound(ws: plinth.Workspace) ->
     with ws.run("exp", capture=False) as run:
         run._writer.close()
         run._writer = MetricWriter(ws.catalog, run.id, interval=60, max_buffered=100)
+        run._queue, run._queue_limit = run._writer.queue, 100
         for i in range(1_050):
             run.log_metric("x", i)
-        assert len(run._writer._queue) < 100  # a full queue was flushed by the caller
-    assert len(_points(ws, run.id, "x")) == 1_050
+            run.log_metrics({"y": i})
+        assert len(run._writer.queue) < 100  # a full queue was flushed by the caller
+    assert len(_points(ws, run.id, "x")) == len(_points(ws, run.id, "y")) == 1_050
 
 
 # -- parameters and tags -------------------------------------------------------------------

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     TypeDecorator,
@@ -331,17 +332,25 @@ class RunMetric(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
-class MetricPoint(Base):
-    """One logged point of a metric series. NaN is stored as NULL; infinities as they are."""
+class MetricChunk(Base):
+    """A run of consecutive points of one metric series, packed as little-endian arrays.
 
-    __tablename__ = "metric_points"
-    __table_args__ = (Index("ix_metric_points_series_step", "metric_id", "step"),)
+    ``steps`` and ``timestamps_us`` are int64, ``values`` float64 (NaN and infinities kept as
+    they are). Packing a writer batch into one row per series keeps logging at hundreds of
+    thousands of points per second; ``first_step``/``last_step`` let reads skip chunks.
+    """
+
+    __tablename__ = "metric_chunks"
+    __table_args__ = (Index("ix_metric_chunks_series_step", "metric_id", "first_step"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     metric_id: Mapped[int] = mapped_column(ForeignKey("run_metrics.id", ondelete="CASCADE"))
-    step: Mapped[int] = mapped_column(BigInteger)
-    value: Mapped[float | None] = mapped_column(Float, nullable=True)
-    timestamp_us: Mapped[int] = mapped_column(BigInteger)
+    first_step: Mapped[int] = mapped_column(BigInteger)
+    last_step: Mapped[int] = mapped_column(BigInteger)
+    count: Mapped[int] = mapped_column(Integer)
+    steps: Mapped[bytes] = mapped_column(LargeBinary)
+    values: Mapped[bytes] = mapped_column(LargeBinary)
+    timestamps_us: Mapped[bytes] = mapped_column(LargeBinary)
 
 
 class RunArtifact(Base):

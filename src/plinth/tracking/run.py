@@ -24,6 +24,7 @@ import time
 import traceback
 import weakref
 from collections.abc import Mapping
+from itertools import repeat
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -126,6 +127,8 @@ class Run:
         self._steps: dict[str, int] = {}
         self._params: dict[str, str] = {}
         self._writer: MetricWriter | None = MetricWriter(ws.catalog, run_id) if rank == 0 else None
+        self._queue = self._writer.queue if self._writer is not None else None
+        self._queue_limit = self._writer.max_buffered if self._writer is not None else 0
         self._ended = False
         _open_runs.add(self)
         _install_sigterm()
@@ -140,29 +143,46 @@ class Run:
     def log_metric(self, key: str, value: Any, step: int | None = None) -> None:
         """Queue one metric point; ``step`` defaults to the key's previous step plus one.
 
-        NaN and infinities are stored as they are (NaN is read back as NaN).
+        NaN and infinities are stored as they are.
 
         Example:
             >>> # run.log_metric("loss", 0.25, step=10)
         """
-        writer = self._writer
-        if writer is None:
+        queue = self._queue
+        if queue is None:
             return
         if type(value) is not float:
             value = check_value(key, value)
         if step is None:
             step = self._steps.get(key, -1) + 1
         self._steps[key] = step
-        writer.add(key, step, value, time.time_ns() // 1000)
+        # The writer's add() inlined: this is the hottest call in a training loop.
+        queue.append((step, time.time_ns() // 1000, key, value))
+        if len(queue) >= self._queue_limit:
+            self._writer.flush()  # type: ignore[union-attr]
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
-        """Queue several metric points at one step.
+        """Queue several metric points at one step (one queue entry for all of them).
+
+        ``step`` defaults to one past the highest previous step of these keys.
 
         Example:
             >>> # run.log_metrics({"loss": 0.25, "auc": 0.71}, step=10)
         """
-        for key, value in metrics.items():
-            self.log_metric(key, value, step)
+        writer = self._writer
+        if writer is None or not metrics:
+            return
+        keys = tuple(metrics)
+        values = tuple(metrics.values())
+        for value in values:
+            if type(value) is not float:
+                values = tuple(check_value(k, v) for k, v in zip(keys, values, strict=True))
+                break
+        steps = self._steps
+        if step is None:
+            step = max(map(steps.get, keys, repeat(-1))) + 1
+        steps.update(zip(keys, repeat(step)))
+        writer.add(keys, step, values, time.time_ns() // 1000)
 
     def log_param(self, key: str, value: Any) -> None:
         """Record one parameter (see :meth:`log_params`)."""

@@ -1,11 +1,15 @@
 """Metric points written in batches on a background thread, so logging never waits on the DB.
 
-The training thread appends ``(key, step, value, time)`` to a deque (atomic, no lock); the
-writer thread drains it every ``interval`` seconds and writes everything it took in one
-transaction: new series rows, the points (``COPY`` on PostgreSQL, a multi-row ``executemany``
-on SQLite) and the series summaries. ``flush`` puts a marker in the deque and waits until the
-writer has passed it, so a flush covers exactly the points logged before it. When the deque
-holds ``max_buffered`` points, logging waits for a flush instead of growing without bound.
+The training thread appends ``(step, time, key, value)`` (or ``(step, time, keys, values)``
+with tuples for several metrics at once) to a deque: atomic, no lock. The writer thread drains
+it every ``interval`` seconds and writes everything it took in one transaction: new series
+rows, one packed chunk per series (see :mod:`plinth.tracking.points`) and the series
+summaries. Packing keeps the writer's work per point, which competes with the training
+thread for the interpreter, to a few list appends.
+
+``flush`` puts a marker in the deque and waits until the writer has passed it, so a flush
+covers exactly the points logged before it. When the deque holds ``max_buffered`` entries,
+logging waits for a flush instead of growing without bound.
 """
 
 from __future__ import annotations
@@ -16,16 +20,18 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import insert, text
 
 from plinth._core.clock import utcnow
+from plinth.catalog.models import MetricChunk
 from plinth.errors import CatalogError, ConfigError
+from plinth.tracking.points import pack, summary
 
 INTERVAL_S = 0.25
 MAX_BUFFERED = 2_000_000
 RETRIES = 5
 
-_Point = tuple[str, int, float, int]
+_Point = tuple[int, int, Any, Any]
 
 
 class _Marker:
@@ -56,13 +62,14 @@ class MetricWriter:
         self._catalog = catalog
         self._run_id = run_id
         self._interval = interval
-        self._max = max_buffered
-        self._queue: deque[_Point | _Marker] = deque()
+        self.max_buffered = max_buffered
+        #: The queue callers may append ``(step, time_us, key, value)`` entries to directly.
+        self.queue: deque[_Point | _Marker] = deque()
+        self._queue = self.queue
         self._series: dict[str, int] = {}
         self._wake = threading.Event()
         self._stopping = False
         self._error: BaseException | None = None
-        self.written = 0
         self._thread = threading.Thread(
             target=self._loop, name=f"plinth-metrics-{run_id}", daemon=True
         )
@@ -70,11 +77,14 @@ class MetricWriter:
 
     # -- the training thread's side ------------------------------------------------------
 
-    def add(self, key: str, step: int, value: float, timestamp_us: int) -> None:
-        """Queue one point; waits only when ``max_buffered`` points are already queued."""
+    def add(self, key: str | tuple[str, ...], step: int, value: Any, timestamp_us: int) -> None:
+        """Queue one point, or with tuples of keys and values several at one step.
+
+        Waits only when ``max_buffered`` items are already queued.
+        """
         queue = self._queue
-        queue.append((key, step, value, timestamp_us))
-        if len(queue) >= self._max:
+        queue.append((step, timestamp_us, key, value))
+        if len(queue) >= self.max_buffered:
             self.flush()
 
     def flush(self, timeout: float | None = None) -> None:
@@ -157,7 +167,6 @@ class MetricWriter:
         for attempt in range(RETRIES):
             try:
                 self._write_once(points)
-                self.written += len(points)
                 return
             except Exception as exc:
                 if attempt == RETRIES - 1 or not _transient(exc):
@@ -165,20 +174,17 @@ class MetricWriter:
                 time.sleep(0.1 * 2**attempt)
 
     def _write_once(self, points: list[_Point]) -> None:
-        summaries = _summaries(points)
+        grouped = _group(points)
         engine = self._catalog.engine
         with engine.begin() as connection:
-            ids = self._series_ids(connection, summaries)
-            rows = [(ids[k], s, v if v == v else None, t) for k, s, v, t in points]
-            if engine.dialect.name == "postgresql":
-                _copy_points(connection, rows)
-            else:
-                connection.exec_driver_sql(
-                    "INSERT INTO metric_points (metric_id, step, value, timestamp_us) "
-                    "VALUES (?, ?, ?, ?)",
-                    rows,
-                )
+            ids = self._series_ids(connection, grouped)
+            chunks = []
+            summaries = []
             now = utcnow().replace(tzinfo=None)
+            for key, (steps, values, times) in grouped.items():
+                chunks.append({"metric_id": ids[key], **pack(steps, values, times)})
+                summaries.append({**summary(steps, values), "id": ids[key], "now": now})
+            connection.execute(insert(MetricChunk.__table__), chunks)
             connection.execute(
                 text(
                     "UPDATE run_metrics SET "
@@ -189,12 +195,12 @@ class MetricWriter:
                     "max = CASE WHEN max IS NULL OR :max > max THEN :max ELSE max END, "
                     "count = count + :count, updated_at = :now WHERE id = :id"
                 ),
-                [{**summary, "id": ids[key], "now": now} for key, summary in summaries.items()],
+                summaries,
             )
         self._series = ids  # only once committed: a rolled-back series row must be re-created
 
-    def _series_ids(self, connection: Any, summaries: dict[str, dict[str, Any]]) -> dict[str, int]:
-        missing = [key for key in summaries if key not in self._series]
+    def _series_ids(self, connection: Any, keys: Iterable[str]) -> dict[str, int]:
+        missing = [key for key in keys if key not in self._series]
         if missing:
             now = utcnow().replace(tzinfo=None)
             for key in missing:
@@ -216,34 +222,44 @@ class MetricWriter:
         return self._series
 
 
-def _summaries(points: Iterable[_Point]) -> dict[str, dict[str, Any]]:
-    """Per key: the point with the highest step (latest logged on ties), min, max, count."""
-    out: dict[str, dict[str, Any]] = {}
-    for key, step, value, _ in points:
-        summary = out.get(key)
-        number = value if value == value else None
-        if summary is None:
-            out[key] = {"last": number, "last_step": step, "min": number, "max": number,
-                        "count": 1}  # fmt: skip
+def _group(points: list[_Point]) -> dict[str, tuple[list[int], list[Any], list[int]]]:
+    """Split queued entries into per-key lists of steps, values and times, in logging order.
+
+    Consecutive multi-metric entries with the same keys (a training loop's usual pattern) are
+    transposed together with ``zip``, so the per-point work stays inside C loops.
+    """
+    grouped: dict[str, tuple[list[int], list[Any], list[int]]] = {}
+
+    def lists(key: str) -> tuple[list[int], list[Any], list[int]]:
+        found = grouped.get(key)
+        if found is None:
+            found = grouped[key] = ([], [], [])
+        return found
+
+    index, total = 0, len(points)
+    while index < total:
+        step, stamp, key, value = points[index]
+        if type(key) is str:
+            found = lists(key)
+            found[0].append(step)
+            found[1].append(value)
+            found[2].append(stamp)
+            index += 1
             continue
-        summary["count"] += 1
-        if step >= summary["last_step"]:
-            summary["last"], summary["last_step"] = number, step
-        if number is not None:
-            if summary["min"] is None or number < summary["min"]:
-                summary["min"] = number
-            if summary["max"] is None or number > summary["max"]:
-                summary["max"] = number
-    return out
-
-
-def _copy_points(connection: Any, rows: list[tuple[int, int, float | None, int]]) -> None:
-    cursor = connection.connection.driver_connection.cursor()
-    with cursor.copy(
-        "COPY metric_points (metric_id, step, value, timestamp_us) FROM STDIN"
-    ) as copy:
-        for row in rows:
-            copy.write_row(row)
+        end = index + 1
+        while end < total and points[end][2] == key:
+            end += 1
+        segment = points[index:end]
+        steps = [entry[0] for entry in segment]
+        stamps = [entry[1] for entry in segment]
+        columns = zip(*[entry[3] for entry in segment], strict=True)
+        for name, column in zip(key, columns, strict=True):
+            found = lists(name)
+            found[0].extend(steps)
+            found[1].extend(column)
+            found[2].extend(stamps)
+        index = end
+    return grouped
 
 
 def _transient(exc: Exception) -> bool:
@@ -252,7 +268,7 @@ def _transient(exc: Exception) -> bool:
 
 
 def check_value(key: str, value: Any) -> float:
-    """Return a metric value as a float; NaN and infinities are kept (NaN is stored as NULL).
+    """Return a metric value as a float; NaN and infinities are kept as they are.
 
     Example:
         >>> check_value("loss", 1), check_value("loss", float("inf"))

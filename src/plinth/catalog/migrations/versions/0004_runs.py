@@ -1,4 +1,4 @@
-"""Experiment tracking: runs, parameters, tags, metric series and points, artifacts, resources.
+"""Experiment tracking: runs, params, tags, metric series and packed points, artifacts, resources.
 
 Revision ID: 0004_runs
 Revises: 0003_features
@@ -69,7 +69,7 @@ def upgrade() -> None:
     )
     op.create_index("ix_run_metrics_key_last", "run_metrics", ["key", "last"])
     op.create_table(
-        "metric_points",
+        "metric_chunks",
         sa.Column(
             "id",
             sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
@@ -82,11 +82,14 @@ def upgrade() -> None:
             sa.ForeignKey("run_metrics.id", ondelete="CASCADE"),
             nullable=False,
         ),
-        sa.Column("step", sa.BigInteger(), nullable=False),
-        sa.Column("value", sa.Float(), nullable=True),
-        sa.Column("timestamp_us", sa.BigInteger(), nullable=False),
+        sa.Column("first_step", sa.BigInteger(), nullable=False),
+        sa.Column("last_step", sa.BigInteger(), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.Column("steps", sa.LargeBinary(), nullable=False),
+        sa.Column("values", sa.LargeBinary(), nullable=False),
+        sa.Column("timestamps_us", sa.LargeBinary(), nullable=False),
     )
-    op.create_index("ix_metric_points_series_step", "metric_points", ["metric_id", "step"])
+    op.create_index("ix_metric_chunks_series_step", "metric_chunks", ["metric_id", "first_step"])
     op.create_table(
         "run_artifacts",
         sa.Column("run_id", sa.String(64), _run_fk(), primary_key=True),
@@ -112,7 +115,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("run_resources", "run_artifacts", "metric_points", "run_metrics"):
+    for table in ("run_resources", "run_artifacts", "metric_chunks", "run_metrics"):
         op.drop_table(table)
     op.drop_table("run_tags")
     op.drop_table("run_params")
