@@ -132,6 +132,36 @@ class Features:
         """Point-in-time correct training set (see :mod:`plinth.features.historical`)."""
         return historical(self.ws, spine, features, timestamp=timestamp, record=record)
 
+    def training_set(self, training_set_id: str) -> TrainingSetResult:
+        """Load a recorded training set by id (``ts_...`` or ``training_set:ts_...``).
+
+        The stored Parquet artifact is read back with its hash verified.
+
+        Example:
+            >>> # ws.features.training_set("ts_01H...").table.num_rows
+        """
+        import io
+
+        import pyarrow.parquet as pq
+
+        from plinth.catalog.models import TrainingSet
+
+        key = training_set_id.removeprefix("training_set:")
+        with self.ws.catalog.session() as session:
+            record = session.get(TrainingSet, key)
+            if record is None:
+                raise NotFoundError(
+                    f"No training set '{key}' is in the catalog.",
+                    hint="Build one with ws.features.historical(spine, service).",
+                )
+            features, inputs, digest = (
+                list(record.features),
+                dict(record.inputs),
+                record.artifact_digest,
+            )
+        table = pq.read_table(io.BytesIO(self.ws.artifacts.get_bytes(digest)))
+        return TrainingSetResult(table, key, features, inputs)
+
     # -- online ----------------------------------------------------------------------------
 
     def watermark(self, view: str) -> datetime | None:
