@@ -16,6 +16,7 @@ def test_public_names_are_pinned():
         "FeatureService",
         "FeatureView",
         "PlinthError",
+        "Run",
         "Settings",
         "TableInfo",
         "VersionInfo",
@@ -95,6 +96,7 @@ def test_feature_store_methods_are_pinned():
         "materialize",
         "online",
         "skew",
+        "training_set",
         "view",
         "views",
         "watermark",
@@ -123,3 +125,29 @@ def test_public_functions_have_docstrings_with_a_summary():
                 continue
             if inspect.isfunction(obj) or inspect.isclass(obj):
                 assert obj.__doc__, f"{module.__name__}.{name} has no docstring"
+
+
+def test_run_methods_are_pinned():
+    from plinth.tracking.run import Run
+
+    public = sorted(n for n, _ in inspect.getmembers(Run, inspect.isfunction) if n[0] != "_")
+    assert public == [
+        "end",
+        "flush",
+        "log_artifact",
+        "log_metric",
+        "log_metrics",
+        "log_param",
+        "log_params",
+        "set_tag",
+        "set_tags",
+        "use",
+    ]
+    assert list(inspect.signature(plinth.Workspace.run).parameters) == [
+        "self",
+        "experiment",
+        "params",
+        "tags",
+        "parent",
+        "capture",
+    ]

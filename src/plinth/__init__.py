@@ -21,6 +21,7 @@ __all__ = [
     "FeatureService",
     "FeatureView",
     "PlinthError",
+    "Run",
     "Settings",
     "TableInfo",
     "VersionInfo",
@@ -35,6 +36,7 @@ _EXPORTS = {
     "FeatureService": "plinth.features.definitions",
     "FeatureView": "plinth.features.definitions",
     "PlinthError": "plinth.errors",
+    "Run": "plinth.tracking.run",
     "Settings": "plinth._core.settings",
     "TableInfo": "plinth.lake.records",
     "VersionInfo": "plinth.lake.records",
@@ -48,6 +50,7 @@ if TYPE_CHECKING:
     from plinth.lake.records import TableInfo, VersionInfo
     from plinth.quality.contracts import Contract
     from plinth.storage import ArtifactStore
+    from plinth.tracking.run import Run
     from plinth.workspace import Workspace
 
 
