@@ -16,6 +16,8 @@ from plinth.cli import (
     observe_cmds,
     quality_cmds,
     quickstart_cmd,
+    runs_cmds,
+    train_cmds,
     workspace_cmds,
 )
 
@@ -32,6 +34,8 @@ lake_cmds.register(app)
 quality_cmds.register(app)
 observe_cmds.register(app)
 features_cmds.register(app)
+runs_cmds.register(app)
+train_cmds.register(app)
 quickstart_cmd.register(app)
 
 
@@ -51,7 +55,8 @@ def main(argv: list[str] | None = None) -> int:
 
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="plinth", standalone_mode=False)
+        # Outside standalone mode click returns a command's ``typer.Exit(code)`` as a value.
+        code = command.main(args=argv, prog_name="plinth", standalone_mode=False)
     except PlinthError as exc:
         _print_error(str(exc))
         return 1
@@ -69,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _print_error("Interrupted.")
         return 130
-    return 0
+    return code if isinstance(code, int) and not isinstance(code, bool) else 0
 
 
 def _internal_error(exc: Exception) -> int:
