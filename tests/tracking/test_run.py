@@ -404,3 +404,28 @@ def test_the_metric_writer_is_not_left_running(ws: plinth.Workspace) -> None:
         thread = run._writer._thread
     assert not thread.is_alive()
     assert os.environ.get("PLINTH_RUN_ID") is None
+
+
+def test_a_run_names_the_table_versions_and_feature_definitions_it_used(
+    ws: plinth.Workspace,
+) -> None:
+    from datetime import UTC, datetime
+
+    from plinth import Entity, FeatureView
+
+    when = pa.array([datetime(2024, 1, 1, tzinfo=UTC)] * 2, pa.timestamp("us", "UTC"))
+    ws.lake.ingest(pa.table({"k": [1, 2], "ts": when, "v": [1.0, 2.0]}), table="obs")
+    ws.lake.ingest(pa.table({"k": [1, 2], "ts": when}), table="spine")
+    ws.features.apply(
+        [FeatureView("fv", source="obs", entities=[Entity("k")], timestamp="ts", features=["v"])]
+    )
+    training = ws.features.historical("spine@0", ["fv"], timestamp="ts")
+    with ws.run("exp", capture=False) as run:
+        run.use(training)
+    upstream = {(str(e.source), e.relation) for e in ws.runs.get(run.id).inputs}
+    assert {
+        (f"training_set:{training.id}", "input_of"),
+        ("table_version:obs@0", "read_by"),
+        ("table_version:spine@0", "spine_of"),
+        ("feature_view:fv@1", "computed"),
+    } <= upstream

@@ -68,7 +68,8 @@ def quickstart(home: HomeOption = None) -> None:
 
             ingest_all(ws, on_table=on_table, progress=on_rows)
         console.print(summary)
-        _features(ws)
+        training_set = _features(ws)
+        _training(ws, training_set)
     elapsed = time.perf_counter() - started
     console.print(f"Done in {elapsed:.1f} s. Where to look next:")
     console.print("  plinth tables                      the lake's tables and versions")
@@ -80,6 +81,9 @@ def quickstart(home: HomeOption = None) -> None:
     console.print("  plinth quality weather --html weather-quality.html   observability report")
     console.print("  plinth features list               entities, feature views and services")
     console.print("  plinth features skew weather       online values against point-in-time ones")
+    console.print("  plinth runs list                   the delay-model runs with their metrics")
+    console.print("  plinth runs compare ID ID          LightGBM against the MLP, side by side")
+    console.print("  plinth runs plot ID --output curves.html   validation curves")
 
 
 def _features(ws):  # type: ignore[no-untyped-def]
@@ -99,6 +103,40 @@ def _features(ws):  # type: ignore[no-untyped-def]
     )
     for result in steps.materialized:
         console.print(f"Online store: {result.view} materialized for {result.rows:,} entities.")
+    return training
+
+
+def _training(ws, training):  # type: ignore[no-untyped-def]
+    """Training steps: the LightGBM delay model in-process, then the MLP under DDP."""
+    from pathlib import Path
+
+    from plinth.cli.output import console
+    from plinth.examples.flights import mlp
+    from plinth.examples.flights.train import train_delay_model
+    from plinth.training import LaunchSpec, launch
+
+    with console.status("Training the LightGBM delay model (Jan-May, validated on June)"):
+        lgbm = train_delay_model(ws, training)
+    metrics = lgbm["metrics"]
+    console.print(
+        f"Run {lgbm['run_id']}: LightGBM validation AUC {metrics['auc']:.3f}, log loss "
+        f"{metrics['log_loss']:.3f}, calibration error {metrics['ece']:.3f} "
+        f"({lgbm['best_iteration']} rounds)."
+    )
+    with console.status("Training the PyTorch MLP with DDP on 2 processes (torchrun, gloo)"):
+        result = launch(
+            ws,
+            LaunchSpec(Path(mlp.__file__), experiment="delay-model", nproc=2, echo=False),
+        )
+    detail = ws.runs.get(result.run_id)
+    auc = detail.metrics.get("valid_auc")
+    loss = detail.metrics.get("valid_loss")
+    figures = (
+        f"validation AUC {auc:.3f}, loss {loss:.4f}"
+        if auc is not None and loss is not None
+        else "no metrics"
+    )
+    console.print(f"Run {result.run_id}: MLP on 2 DDP ranks {result.status}, {figures}.")
 
 
 def _ingest_result(ws, ingest_id):  # type: ignore[no-untyped-def]

@@ -204,11 +204,12 @@ def _print_detail(run: RunDetail) -> None:
             out.add_row(key, value)
         console.print(out)
     if run.inputs:
-        out = Table(title="inputs")
+        out = Table(title="inputs (upstream lineage)")
         out.add_column("source")
         out.add_column("relation")
+        out.add_column("into")
         for edge in run.inputs:
-            out.add_row(str(edge.source), edge.relation)
+            out.add_row(str(edge.source), edge.relation, str(edge.target))
         console.print(out)
     if run.artifacts:
         out = Table(title="artifacts")

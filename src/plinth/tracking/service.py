@@ -18,9 +18,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, load_only
 
-from plinth.catalog.lineage import Edge, Node
+from plinth.catalog.lineage import Edge, Node, walk
 from plinth.catalog.models import (
-    LineageEdge,
     Run,
     RunArtifact,
     RunMetric,
@@ -48,6 +47,8 @@ __all__ = [
 
 #: Most run ids one comparison or chart takes.
 MAX_COMPARE = 50
+#: How far upstream ``get`` follows a run's lineage: run <- training set <- table version <- file.
+INPUT_DEPTH = 3
 #: The run columns a summary needs; lists load only these.
 SUMMARY_COLUMNS = (
     Run.id,
@@ -144,8 +145,10 @@ class ResourceInfo:
 class RunDetail(RunSummary):
     """Everything recorded about one run: its summary plus how it ran and what it used.
 
-    ``inputs`` are the lineage edges into the run (the table versions, training sets and
-    models it read); ``children`` are the ids of runs whose parent it is, oldest first.
+    ``inputs`` are the lineage edges upstream of the run, up to ``INPUT_DEPTH`` hops: what it
+    read (training sets, table versions) and what those came from (the table versions and
+    feature view versions of a training set, the files of a table version); ``children`` are
+    the ids of runs whose parent it is, oldest first.
     """
 
     launcher: str
@@ -363,11 +366,7 @@ class Runs:
             resources = session.scalars(
                 select(RunResource).where(RunResource.run_id == run.id).order_by(RunResource.rank)
             ).all()
-            edges = session.scalars(
-                select(LineageEdge)
-                .where(LineageEdge.target_kind == "run", LineageEdge.target_id == run.id)
-                .order_by(LineageEdge.id)
-            ).all()
+            edges = walk(session, Node("run", run.id), "up", depth=INPUT_DEPTH)
             children = session.scalars(
                 select(Run.id).where(Run.parent_id == run.id).order_by(Run.started_at, Run.id)
             ).all()
@@ -408,15 +407,7 @@ class Runs:
                     )
                     for r in resources
                 ],
-                inputs=[
-                    Edge(
-                        Node(e.source_kind, e.source_id),
-                        Node(e.target_kind, e.target_id),
-                        e.relation,
-                        e.details,
-                    )
-                    for e in edges
-                ],
+                inputs=list(edges),
                 children=list(children),
             )
 
