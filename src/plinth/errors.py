@@ -12,7 +12,8 @@ HTTP APIs answer 4xx with the message as JSON.
     ├── NotFoundError          a named thing does not exist
     │   ├── TableNotFoundError
     │   ├── VersionNotFoundError
-    │   └── RunNotFoundError
+    │   ├── RunNotFoundError
+    │   └── ModelNotFoundError  no such model, version or alias
     ├── SourceError            an ingest source cannot be read
     │   └── ParseError         a row or value in the source cannot be parsed
     ├── SchemaMismatchError    incoming data does not fit the table's schema
@@ -21,6 +22,8 @@ HTTP APIs answer 4xx with the message as JSON.
     │   ├── UnsafePathError    a name would escape its storage root
     │   └── IntegrityError     stored bytes do not match their content hash
     ├── CatalogError           the catalog database is unusable
+    ├── PipelineError          a pipeline is malformed, or one of its steps failed
+    │   └── StepFailedError    a step failed after its retries
     └── ConflictError          a concurrent change could not be reconciled
 """
 
@@ -33,12 +36,15 @@ __all__ = [
     "ContractError",
     "ContractViolationError",
     "IntegrityError",
+    "ModelNotFoundError",
     "NotFoundError",
     "ParseError",
+    "PipelineError",
     "PlinthError",
     "RunNotFoundError",
     "SchemaMismatchError",
     "SourceError",
+    "StepFailedError",
     "StorageError",
     "TableNotFoundError",
     "UnsafePathError",
@@ -97,6 +103,10 @@ class RunNotFoundError(NotFoundError):
     """No tracked run has the given id."""
 
 
+class ModelNotFoundError(NotFoundError):
+    """No registered model, model version or alias has the given name."""
+
+
 class SourceError(PlinthError):
     """An ingest source is missing, unreadable or of an unknown kind."""
 
@@ -133,3 +143,13 @@ class ConflictError(PlinthError):
     """A concurrent change conflicts with this one and could not be retried."""
 
     status_code = 409
+
+
+class PipelineError(PlinthError):
+    """A pipeline is malformed (cycle, missing input, bad output) or could not run."""
+
+
+class StepFailedError(PipelineError):
+    """A pipeline step raised on every attempt; nothing downstream of it ran."""
+
+    status_code = 422
