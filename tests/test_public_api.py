@@ -137,6 +137,7 @@ def test_run_methods_are_pinned():
         "log_artifact",
         "log_metric",
         "log_metrics",
+        "log_model",
         "log_param",
         "log_params",
         "set_tag",

@@ -12,7 +12,9 @@ if TYPE_CHECKING:
     from plinth.catalog import Catalog
     from plinth.features.service import Features
     from plinth.lake import Lake
+    from plinth.pipelines.service import Pipelines
     from plinth.quality.service import Quality
+    from plinth.registry.service import Registry
     from plinth.storage import ArtifactStore, Storage
     from plinth.tracking import Run
     from plinth.tracking.service import Runs
@@ -129,6 +131,20 @@ class Workspace:
         from plinth.tracking.service import Runs
 
         return Runs(self)
+
+    @cached_property
+    def models(self) -> Registry:
+        """The model registry: versions, aliases, loading, model cards."""
+        from plinth.registry.service import Registry
+
+        return Registry(self)
+
+    @cached_property
+    def pipelines(self) -> Pipelines:
+        """Pipeline runs and their steps, as recorded in the catalog."""
+        from plinth.pipelines.service import Pipelines
+
+        return Pipelines(self)
 
     def init(self) -> dict[str, Any]:
         """Create the workspace folder, the catalog schema and the storage root; idempotent.

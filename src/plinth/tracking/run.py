@@ -288,6 +288,17 @@ class Run:
                 )
             )  # fmt: skip
 
+    def log_model(self, model: Any, name: str, **options: Any) -> Any:
+        """Register ``model`` as a new version of the registry model ``name``, linked to this
+        run (see :func:`plinth.registry.log_model` for the options).
+
+        Example:
+            >>> # version = run.log_model(booster, "delay", features="delay", example=frame[:5])
+        """
+        from plinth.registry import log_model
+
+        return log_model(self, model, name, **options)
+
     def use(self, source: Any) -> str:
         """Record an input of the run: a training set, or a lake table at a version.
 
