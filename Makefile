@@ -47,7 +47,8 @@ services-deps:
 		echo "redis-server is missing: install the 'redis-server' package."; \
 	fi
 
-## Lint, then the whole suite against real PostgreSQL, Redis and S3-compatible servers.
+## Lint, then the whole suite against real PostgreSQL, Redis and S3-compatible servers and a
+## local Ray head (the test session starts and stops each of them).
 test: install-test services-deps lint
 	$(BIN)/python -m pytest
 

@@ -13,6 +13,10 @@ Fixtures:
 * ``s3_bucket_url`` (function): ``s3://BUCKET/prefix`` in a new, uniquely named bucket.
 * ``redis_url`` (session): ``redis://127.0.0.1:PORT/0`` of a Redis server (no persistence).
 * ``redis_db_url`` (function): the same URL, its database flushed before the test.
+* ``ray_address`` (session): ``127.0.0.1:PORT`` of a local Ray head (2 CPUs, no dashboard),
+  started with ``ray start --head --block`` in a session of its own and stopped by ending
+  that session's processes; ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` keeps the head and its
+  drivers on loopback while the session runs.
 
 Environment:
 
@@ -20,6 +24,7 @@ Environment:
 * ``PLINTH_TEST_S3_ENDPOINT``: use this S3 endpoint instead of starting moto.
 * ``PLINTH_TEST_REDIS_URL``: use this Redis server instead of starting one (its database is
   flushed before each test that uses it).
+* ``PLINTH_TEST_RAY_ADDRESS``: use this Ray cluster instead of starting a head.
 * ``CI`` set to ``true`` or ``1``: a service that cannot be started fails the tests
   instead of skipping them.
 """
@@ -701,6 +706,162 @@ def redis_db_url(redis_url: str) -> str:
     finally:
         client.close()
     return redis_url
+
+
+# --------------------------------------------------------------------------- Ray
+
+RAY_START_TIMEOUT = 90.0
+RAY_CPUS = 2
+RAY_OBJECT_STORE_BYTES = 200 * 1024 * 1024
+#: Ray turns 127.0.0.1 into the machine's address unless it runs as a one-node cluster.
+_RAY_LOOPBACK_ENV = {
+    "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",
+    "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0",
+}
+
+
+def _ray_binary() -> str:
+    """Return the ``ray`` command installed next to this interpreter (else on PATH)."""
+    script = Path(sys.executable).parent / "ray"
+    if script.is_file() and os.access(script, os.X_OK):
+        return str(script)
+    found = shutil.which("ray")
+    if found:
+        return found
+    raise ServiceError("the 'ray' command is not installed (pip install 'ray[default]')")
+
+
+def _session_members(sid: int) -> list[int]:
+    """Pids of the processes in session ``sid`` (the head and everything it started)."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[-1].split()
+        if len(fields) > 3 and int(fields[3]) == sid:
+            members.append(int(entry))
+    return members
+
+
+@dataclass
+class _RayHead(_Service):
+    """The Ray head: ``ray start --block`` and the processes of its session."""
+
+    def stop(self) -> None:
+        """Stop the head gracefully, then kill what is left of its session, one by one."""
+        if self.stopped:
+            return
+        sid = self.process.pid
+        super().stop()
+        deadline = time.monotonic() + STOP_TIMEOUT
+        while time.monotonic() < deadline:
+            left = _session_members(sid)
+            if not left:
+                return
+            time.sleep(0.2)
+        for pid in _session_members(sid):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def _start_ray() -> tuple[_Service, str]:
+    """Start a local Ray head on a free loopback port; return it and its address."""
+    if importlib.util.find_spec("ray") is None:
+        raise ServiceError("ray is not installed")
+    binary = _ray_binary()
+    tempdir = _make_tempdir("plinth-ray-")
+    head_log = tempdir / "head.log"
+    port = _free_port()
+    log = head_log.open("ab")
+    command = [
+        binary, "start", "--head", "--block",
+        "--node-ip-address", "127.0.0.1",
+        "--port", str(port),
+        "--num-cpus", str(RAY_CPUS),
+        "--object-store-memory", str(RAY_OBJECT_STORE_BYTES),
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        "--temp-dir", str(tempdir / "ray"),
+    ]  # fmt: skip
+    try:
+        process = subprocess.Popen(
+            command,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            cwd=tempdir,
+            env={**os.environ, **_RAY_LOOPBACK_ENV},
+            start_new_session=True,
+        )
+    except OSError as exc:
+        log.close()
+        shutil.rmtree(tempdir, ignore_errors=True)
+        raise ServiceError(f"ray start could not be launched: {exc}") from exc
+    service = _RayHead(name="ray", process=process, tempdir=tempdir, log_files=[log])
+    _RUNNING.append(service)
+    deadline = time.monotonic() + RAY_START_TIMEOUT
+    while time.monotonic() < deadline and process.poll() is None:
+        if b"Ray runtime started" in head_log.read_bytes():
+            return service, f"127.0.0.1:{port}"
+        time.sleep(0.2)
+    reason = (
+        f"ray start exited with code {process.returncode} during startup"
+        if process.poll() is not None
+        else f"the Ray head did not start within {RAY_START_TIMEOUT:.0f}s"
+    )
+    error = ServiceError(_with_log(reason, head_log))
+    service.stop()
+    raise error
+
+
+@contextlib.contextmanager
+def _ray_environment() -> Iterator[None]:
+    """Keep Ray drivers started by the tests on loopback, restoring the variables after."""
+    saved = {key: os.environ.get(key) for key in _RAY_LOOPBACK_ENV}
+    os.environ.update(_RAY_LOOPBACK_ENV)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def ray_address() -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a session-wide local Ray head (``PLINTH_TEST_RAY_ADDRESS`` wins)."""
+    external = os.environ.get("PLINTH_TEST_RAY_ADDRESS", "").strip()
+    if external:
+        if importlib.util.find_spec("ray") is None:
+            _unavailable("Ray", "ray is not installed")
+        host, _, port = external.rpartition("://")[2].rpartition(":")
+        try:
+            socket.create_connection((host, int(port)), timeout=5).close()
+        except (OSError, ValueError) as exc:
+            _unavailable("Ray", f"PLINTH_TEST_RAY_ADDRESS {external} does not answer: {exc}")
+        yield external
+        return
+    try:
+        service, address = _start_ray()
+    except ServiceError as exc:
+        _unavailable("Ray", str(exc))
+    try:
+        with _ray_environment():
+            yield address
+    finally:
+        service.stop()
+
+
+@pytest.hookimpl(specname="pytest_configure")
+def pytest_configure_ray(config: pytest.Config) -> None:
+    """Register the ``ray`` marker."""
+    config.addinivalue_line("markers", "ray: needs a Ray cluster (a local head is started)")
 
 
 @pytest.hookimpl(specname="pytest_configure")

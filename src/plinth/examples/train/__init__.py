@@ -1,0 +1,1 @@
+"""Example training scripts, runnable with ``plinth train`` under every launcher."""
