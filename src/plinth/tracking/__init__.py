@@ -4,6 +4,6 @@ and resource use, written off the training thread; queries, comparisons and plot
 
 from __future__ import annotations
 
-from plinth.tracking.run import RUN_ID_ENV, Run, attach_run, start_run
+from plinth.tracking.run import RUN_ID_ENV, Run, attach_run, current_run, start_run, tag_run
 
-__all__ = ["RUN_ID_ENV", "Run", "attach_run", "start_run"]
+__all__ = ["RUN_ID_ENV", "Run", "attach_run", "current_run", "start_run", "tag_run"]

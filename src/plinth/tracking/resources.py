@@ -30,17 +30,42 @@ class Usage:
         return asdict(self)
 
 
-def _cpu_seconds() -> float:
+def _cpu_seconds(children: bool) -> float:
     own = resource.getrusage(resource.RUSAGE_SELF)
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    total = own.ru_utime + own.ru_stime
+    if children:
+        waited = resource.getrusage(resource.RUSAGE_CHILDREN)
+        total += waited.ru_utime + waited.ru_stime
+    return total
 
 
-def _peak_rss_bytes() -> int:
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+def _peak_rss_bytes(children: bool) -> int:
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    if children:
+        peak = max(peak, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     scale = 1 if sys.platform == "darwin" else 1024  # Linux reports KiB, macOS bytes
-    return max(own, children) * scale
+    return peak * scale
+
+
+def process_age_seconds() -> float | None:
+    """Seconds since this process started (Linux ``/proc``), or ``None`` where unknown.
+
+    Example:
+        >>> age = process_age_seconds()
+        >>> age is None or age >= 0
+        True
+    """
+    import os
+
+    try:
+        with open("/proc/self/stat", encoding="ascii") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime", encoding="ascii") as handle:
+            uptime = float(handle.read().split()[0])
+        started = int(fields[19]) / os.sysconf("SC_CLK_TCK")  # field 22: starttime
+    except (OSError, ValueError, IndexError):
+        return None
+    return max(0.0, uptime - started)
 
 
 def _gpu_use() -> tuple[int, int]:
@@ -64,7 +89,10 @@ def _gpu_use() -> tuple[int, int]:
 
 
 class ResourceMeter:
-    """Measure a process's resource use from its creation on.
+    """Measure a process's resource use from the meter's creation, or from process start.
+
+    ``since_start`` counts from the process's start (a launched script's imports and data
+    loading belong to its run); ``children`` adds the CPU time of waited-for children.
 
     Example:
         >>> meter = ResourceMeter()
@@ -72,9 +100,11 @@ class ResourceMeter:
         True
     """
 
-    def __init__(self) -> None:
-        self._wall = time.perf_counter()
-        self._cpu = _cpu_seconds()
+    def __init__(self, *, since_start: bool = False, children: bool = True) -> None:
+        self._children = children
+        age = process_age_seconds() if since_start else None
+        self._wall = time.perf_counter() - (age or 0.0)
+        self._cpu = 0.0 if age is not None else _cpu_seconds(children)
 
     def usage(self) -> Usage:
         """What the process has used since the meter started."""
@@ -83,8 +113,8 @@ class ResourceMeter:
         return Usage(
             host=socket.gethostname(),
             wall_seconds=wall,
-            cpu_seconds=max(0.0, _cpu_seconds() - self._cpu),
-            peak_rss_bytes=_peak_rss_bytes(),
+            cpu_seconds=max(0.0, _cpu_seconds(self._children) - self._cpu),
+            peak_rss_bytes=_peak_rss_bytes(self._children),
             gpu_count=gpu_count,
             gpu_seconds=wall * gpu_count,
             gpu_peak_bytes=gpu_peak,

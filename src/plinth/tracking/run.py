@@ -38,7 +38,7 @@ from plinth.catalog.models import Run as RunRecord
 from plinth.catalog.models import RunArtifact, RunParam, RunResource, RunTag
 from plinth.errors import ConfigError, ConflictError, RunNotFoundError
 from plinth.tracking import environment
-from plinth.tracking.resources import ResourceMeter
+from plinth.tracking.resources import ResourceMeter, Usage
 from plinth.tracking.writer import MetricWriter, check_value
 
 if TYPE_CHECKING:
@@ -123,7 +123,8 @@ class Run:
         self.rank = rank
         self.owner = owner
         self.status = "running"
-        self._meter = ResourceMeter()
+        # A launched process's imports and data loading count toward its run.
+        self._meter = ResourceMeter(since_start=not owner)
         self._steps: dict[str, int] = {}
         self._params: dict[str, str] = {}
         self._writer: MetricWriter | None = MetricWriter(ws.catalog, run_id) if rank == 0 else None
@@ -229,11 +230,8 @@ class Run:
         Example:
             >>> # run.set_tags({"team": "ops", "best": "true"})
         """
-        if not self.logs or not tags:
-            return
-        with self.ws.catalog.session() as session:
-            for key, value in tags.items():
-                session.merge(RunTag(run_id=self.id, key=str(key), value=str(value)))
+        if self.logs:
+            tag_run(self.ws, self.id, tags)
 
     def log_artifact(self, source: Any, name: str | None = None) -> str:
         """Store a file, a folder or an object as an artifact of the run; return its name.
@@ -348,8 +346,18 @@ class Run:
         if self._writer is not None:
             self._writer.flush()
 
-    def end(self, status: str = "finished", error: str | None = None) -> None:
+    def end(
+        self,
+        status: str = "finished",
+        error: str | None = None,
+        *,
+        usage: Usage | None = None,
+        record_usage: bool = True,
+    ) -> None:
         """Flush, record resource use, and (for the run's owner, or on failure) its status.
+
+        ``usage`` replaces this process's measured use (a launcher passes its child's);
+        ``record_usage=False`` records none (the script recorded its own).
 
         Example:
             >>> # run.end("failed", error="diverged")
@@ -366,16 +374,18 @@ class Run:
             if self._writer is not None:
                 self._writer.close()
         finally:
-            usage = self._meter.usage()
+            if usage is None and record_usage:
+                usage = self._meter.usage()
             with self.ws.catalog.session() as session:
-                session.merge(
-                    RunResource(
-                        run_id=self.id,
-                        rank=self.rank,
-                        recorded_at=utcnow(),
-                        **usage.as_dict(),
+                if usage is not None:
+                    session.merge(
+                        RunResource(
+                            run_id=self.id,
+                            rank=self.rank,
+                            recorded_at=utcnow(),
+                            **usage.as_dict(),
+                        )
                     )
-                )
                 record = session.get(RunRecord, self.id)
                 settles = self.owner or status != "finished"
                 if (
@@ -417,6 +427,38 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, experiment={self.experiment!r}, status={self.status!r})"
+
+
+def tag_run(ws: Workspace, run_id: str, tags: Mapping[str, Any]) -> None:
+    """Set tags on any run, open or ended (a tag may change; a parameter may not).
+
+    Example:
+        >>> # tag_run(ws, "run_01H...", {"best": "true"})
+    """
+    if not tags:
+        return
+    with ws.catalog.session() as session:
+        if session.get(RunRecord, run_id) is None:
+            raise RunNotFoundError(
+                f"No run '{run_id}' is in the catalog.",
+                hint="Check the id with 'plinth runs list'.",
+            )
+        for key, value in tags.items():
+            session.merge(RunTag(run_id=run_id, key=str(key), value=str(value)))
+
+
+def current_run() -> Run | None:
+    """The open run of this process: the launcher's (``PLINTH_RUN_ID``), else the newest.
+
+    Example:
+        >>> current_run() is None or current_run().status == "running"
+        True
+    """
+    wanted = os.environ.get(RUN_ID_ENV)
+    open_runs = sorted((r for r in list(_open_runs) if r.status == "running"), key=lambda r: r.id)
+    if wanted:
+        open_runs = [r for r in open_runs if r.id == wanted]
+    return open_runs[-1] if open_runs else None
 
 
 def _serialize(source: Any) -> tuple[bytes, str]:

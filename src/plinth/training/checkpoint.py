@@ -23,22 +23,6 @@ if TYPE_CHECKING:
 LOGGED_MARKER = ".plinth-logged"
 
 
-def current_run() -> Run | None:
-    """The open run of this process: the launcher's (``PLINTH_RUN_ID``), else the only one.
-
-    Example:
-        >>> current_run() is None or current_run().status == "running"
-        True
-    """
-    from plinth.tracking import run as tracking
-
-    wanted = os.environ.get(tracking.RUN_ID_ENV)
-    candidates = [r for r in list(tracking._open_runs) if r.status == "running"]
-    if wanted:
-        candidates = [r for r in candidates if r.id == wanted]
-    return candidates[-1] if len(candidates) >= 1 else None
-
-
 def _write(source: Any, target: Path) -> None:
     """Write a checkpoint object to ``target`` (torch.save for torch objects, else pickle)."""
     torch = sys.modules.get("torch")
@@ -82,6 +66,8 @@ def save_checkpoint(
     if not main and not under_ray:
         return name
     if main:
+        from plinth.tracking.run import current_run
+
         run = run or current_run()
         if run is None:
             raise ConfigError(

@@ -13,9 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import resource
-import sys
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -342,60 +339,17 @@ def _log_missing_params(ws: Workspace, run: Run, params: Mapping[str, Any]) -> N
 def _end(ws: Workspace, run: Run, status: str, error: str | None, usage: Usage | None) -> None:
     """End the run, keeping the rank-0 resource use its script recorded.
 
-    ``Run.end`` records the ending process's own use as rank 0; for a launcher that is the
-    wrong figure when the script attached (it recorded its own) and a rough one when it did
-    not (``usage``, read with ``wait4``, is the child's exact use).
+    When the script attached it recorded its own use; otherwise ``usage`` (read with
+    ``wait4``) is the child's exact use. The launcher's own process is never counted.
     """
-    from plinth._core.clock import utcnow
     from plinth.catalog.models import RunResource
 
     with ws.catalog.session() as session:
-        row = session.get(RunResource, (run.id, 0))
-        kept = _columns(row) if row is not None else None
-    run.end(status, error)
-    if kept is None and usage is None:
-        return
-    values = kept or {**usage.as_dict(), "recorded_at": utcnow()}  # type: ignore[union-attr]
-    with ws.catalog.session() as session:
-        session.merge(RunResource(run_id=run.id, rank=0, **values))
-
-
-def _columns(row: Any) -> dict[str, Any]:
-    names = [c.key for c in row.__table__.columns if c.key not in ("run_id", "rank")]
-    return {name: getattr(row, name) for name in names}
-
-
-class SelfMeter:
-    """Resource use of this process alone (not its children), for runs whose children are
-    runs of their own (a tuning study's trials).
-
-    Example:
-        >>> SelfMeter().usage().cpu_seconds >= 0
-        True
-    """
-
-    def __init__(self) -> None:
-        self._wall = time.perf_counter()
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        self._cpu = own.ru_utime + own.ru_stime
-
-    def usage(self) -> Usage:
-        """What this process used since the meter started."""
-        import socket
-
-        from plinth.tracking.resources import Usage
-
-        own = resource.getrusage(resource.RUSAGE_SELF)
-        scale = 1 if sys.platform == "darwin" else 1024
-        return Usage(
-            host=socket.gethostname(),
-            wall_seconds=time.perf_counter() - self._wall,
-            cpu_seconds=max(0.0, own.ru_utime + own.ru_stime - self._cpu),
-            peak_rss_bytes=int(own.ru_maxrss) * scale,
-            gpu_count=0,
-            gpu_seconds=0.0,
-            gpu_peak_bytes=0,
-        )
+        recorded = session.get(RunResource, (run.id, 0)) is not None
+    if recorded or usage is None:
+        run.end(status, error, record_usage=False)
+    else:
+        run.end(status, error, usage=usage)
 
 
 def end_with_usage(ws: Workspace, run: Run, status: str, error: str | None, usage: Usage) -> None:
@@ -404,9 +358,4 @@ def end_with_usage(ws: Workspace, run: Run, status: str, error: str | None, usag
     Example:
         >>> # end_with_usage(ws, parent, "finished", None, meter.usage())
     """
-    from plinth._core.clock import utcnow
-    from plinth.catalog.models import RunResource
-
-    run.end(status, error)
-    with ws.catalog.session() as session:
-        session.merge(RunResource(run_id=run.id, rank=0, recorded_at=utcnow(), **usage.as_dict()))
+    run.end(status, error, usage=usage)

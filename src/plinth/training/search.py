@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from plinth.errors import ConfigError
-from plinth.training.launcher import LaunchResult, LaunchSpec, SelfMeter, end_with_usage, launch
+from plinth.tracking.resources import ResourceMeter
+from plinth.training.launcher import LaunchResult, LaunchSpec, end_with_usage, launch
 from plinth.training.process import Stopper
 from plinth.training.space import Dimension, load_space
 
@@ -223,10 +224,9 @@ def _trial_task(settings: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any
 
 def _tag_best(ws: Workspace, run_id: str) -> None:
     """Tag the best trial's (already ended) run with ``best=true``."""
-    from plinth.catalog.models import RunTag
+    from plinth.tracking.run import tag_run
 
-    with ws.catalog.session() as session:
-        session.merge(RunTag(run_id=run_id, key="best", value="true"))
+    tag_run(ws, run_id, {"best": "true"})
 
 
 def tune(
@@ -263,7 +263,7 @@ def tune(
     study = optuna.create_study(
         direction=spec.direction, sampler=optuna.samplers.TPESampler(seed=spec.seed)
     )
-    meter = SelfMeter()
+    meter = ResourceMeter(children=False)  # the trials are runs of their own
     from plinth.tracking.run import start_run
 
     with stopper.installed():
@@ -365,7 +365,7 @@ def _conclude(
     parent: Run,
     trials: list[TrialResult],
     stopper: Stopper,
-    meter: SelfMeter,
+    meter: ResourceMeter,
 ) -> TuneResult:
     completed = [t for t in trials if t.value is not None]
     best: TrialResult | None = None
