@@ -13,8 +13,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
+# The quickstart trains a LightGBM model and a PyTorch MLP, so it installs those two extras.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e .
+	$(PIP) install --quiet -e '.[torch,lightgbm]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python

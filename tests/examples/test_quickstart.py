@@ -24,6 +24,7 @@ def test_quickstart_ingests_the_five_tables(capsys, tmp_path):
     assert {t["name"] for t in listed} == set(EXPECTED)
     flights = next(t for t in listed if t["name"] == "flights")
     assert flights["timestamp_column"] == "time_hour"
+    _check_training_runs(home)
     # A second run finds every table up to date and creates no new version.
     assert main(["quickstart", "--home", home]) == 0
     assert "0 (kept)" in capsys.readouterr().out
@@ -31,3 +32,25 @@ def test_quickstart_ingests_the_five_tables(capsys, tmp_path):
     assert {t["name"]: t["version_count"] for t in json.loads(capsys.readouterr().out)} == {
         name: 1 for name in EXPECTED
     }
+
+
+def _check_training_runs(home: str) -> None:
+    """The LightGBM model and the 2-rank DDP MLP are tracked runs on the training set."""
+    import plinth
+
+    ws = plinth.Workspace(home)
+    runs = ws.runs.list(filter="experiment = 'delay-model'")
+    by_model = {r.params["model"]: r for r in runs}
+    assert set(by_model) == {"lightgbm", "mlp"}
+    assert all(r.status == "finished" for r in runs)
+    assert by_model["lightgbm"].metrics["auc"] > 0.7
+    assert by_model["mlp"].metrics["valid_auc"] > 0.7
+    mlp = ws.runs.get(by_model["mlp"].id)
+    assert mlp.launcher == "torchrun" and [r.rank for r in mlp.resources] == [0, 1]
+    sources = {str(e.source) for e in mlp.inputs}
+    assert {
+        "table_version:flights@0",
+        "table_version:weather@0",
+        "feature_view:weather@1",
+    } <= sources
+    ws.close()

@@ -108,6 +108,7 @@ def _features(ws):  # type: ignore[no-untyped-def]
 
 def _training(ws, training):  # type: ignore[no-untyped-def]
     """Training steps: the LightGBM delay model in-process, then the MLP under DDP."""
+    import importlib.util
     from pathlib import Path
 
     from plinth.cli.output import console
@@ -115,6 +116,13 @@ def _training(ws, training):  # type: ignore[no-untyped-def]
     from plinth.examples.flights.train import train_delay_model
     from plinth.training import LaunchSpec, launch
 
+    missing = [m for m in ("lightgbm", "torch") if importlib.util.find_spec(m) is None]
+    if missing:
+        console.print(
+            f"Skipping training: {' and '.join(missing)} not installed. Install them with "
+            "pip install 'plinth-ai[torch,lightgbm]' (make quickstart does)."
+        )
+        return
     with console.status("Training the LightGBM delay model (Jan-May, validated on June)"):
         lgbm = train_delay_model(ws, training)
     metrics = lgbm["metrics"]
