@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from common import busy_cpu_seconds, contention_note, own_cpu_seconds, verdict
+
 BENCHMARKS = ("parquet", "csv", "timetravel")
 DEFAULT_ROWS = 10_000_000
 GENERATE_CHUNK_ROWS = 1_000_000
@@ -291,36 +293,6 @@ def passed_settings() -> list[str]:
     return sorted(f"{k}={v}" for k, v in child_env().items() if k.startswith("PLINTH_"))
 
 
-def busy_cpu_seconds() -> float | None:
-    """Return the CPU time all processes of the machine have used since boot, if readable."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            values = [int(v) for v in stat.readline().split()[1:]]
-        return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def own_cpu_seconds() -> float:
-    """Return the CPU time of this process and of its finished children."""
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
-
-
-def contention_note(step: str, others: float | None, wall: float) -> str | None:
-    """Return a warning if other processes used over a tenth of the CPUs while ``step`` ran."""
-    cores = os.cpu_count() or 1
-    if others is None or wall <= 0 or others <= 0.1 * wall * cores:
-        return None
-    return (
-        f"note: other processes used {others:.1f} CPU-s ({others / (wall * cores):.0%} of"
-        f" {cores} cores) during the {wall:.0f} s of {step}; its timings may be inflated"
-    )
-
-
 def run_step(
     step: str, describe: Callable[[str], None], *extra: str, notes: list[str] | None = None
 ) -> dict[str, Any]:
@@ -363,11 +335,6 @@ def _lines(stream: Any) -> Iterator[str]:
         line = line.rstrip("\n")
         if line:
             yield line
-
-
-def verdict(ok: bool) -> str:
-    """Return PASS or MISS."""
-    return "PASS" if ok else "MISS"
 
 
 def rate(rows_per_s: float) -> str:

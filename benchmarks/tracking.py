@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import verdict
 from sqlalchemy import text
 
 import plinth
@@ -48,11 +49,6 @@ from plinth._core.settings import Settings
 TARGET_POINTS_PER_S = 100_000
 TARGET_SLOWDOWN = 0.05
 ROUNDS = 3
-
-
-def verdict(ok: bool) -> str:
-    """Return PASS or MISS."""
-    return "PASS" if ok else "MISS"
 
 
 def training_loop(

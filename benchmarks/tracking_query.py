@@ -25,7 +25,6 @@ import contextlib
 import math
 import os
 import random
-import resource
 import statistics
 import sys
 import tempfile
@@ -36,6 +35,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from common import contention, verdict
 from sqlalchemy import insert, text
 
 from plinth._core.settings import Settings
@@ -55,47 +55,6 @@ HISTORY_P95_MS = 100.0
 FILTER = "metrics.auc > 0.7 and params.lr = 0.1"
 BENCHMARKS = ("sqlite", "postgres")
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def verdict(ok: bool) -> str:
-    """Return PASS or MISS."""
-    return "PASS" if ok else "MISS"
-
-
-def busy_cpu_seconds() -> float | None:
-    """Return the CPU time all processes of the machine have used since boot, if readable."""
-    try:
-        with open("/proc/stat", encoding="ascii") as stat:
-            values = [int(v) for v in stat.readline().split()[1:]]
-        return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-def own_cpu_seconds() -> float:
-    """Return the CPU time of this process and of its finished children."""
-    total = 0.0
-    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
-        usage = resource.getrusage(who)
-        total += usage.ru_utime + usage.ru_stime
-    return total
-
-
-@contextlib.contextmanager
-def contention(step: str, notes: list[str]) -> Iterator[None]:
-    """Add a note when other processes used over a tenth of the CPUs while ``step`` ran."""
-    busy0, own0, wall0 = busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter()
-    yield
-    busy1, own1, wall = busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter() - wall0
-    if busy0 is None or busy1 is None or wall <= 0:
-        return
-    others = (busy1 - busy0) - (own1 - own0)
-    cores = os.cpu_count() or 1
-    if others > 0.1 * wall * cores:
-        notes.append(
-            f"note: other processes used {others:.1f} CPU-s ({others / (wall * cores):.0%} of"
-            f" {cores} cores) during the {wall:.0f} s of {step}; its timings may be inflated"
-        )
 
 
 # -- data --------------------------------------------------------------------------------------

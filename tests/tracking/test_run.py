@@ -429,3 +429,20 @@ def test_a_run_names_the_table_versions_and_feature_definitions_it_used(
         ("table_version:spine@0", "spine_of"),
         ("feature_view:fv@1", "computed"),
     } <= upstream
+
+
+def test_a_launched_script_names_the_experiment_unless_the_launcher_did(
+    ws: plinth.Workspace,
+) -> None:
+    from plinth.tracking import RUN_ID_ENV, start_run
+    from plinth.tracking.run import NAMED_BY_SCRIPT_ENV
+
+    code = "import plinth\nplinth.Workspace().run('delay-model').end()\n"
+    for flag, expected in (("1", "delay-model"), (None, "train")):
+        owner = start_run(ws, "train", launcher="local", capture=False)
+        env = {**settings_env(ws.settings), RUN_ID_ENV: owner.id}
+        if flag:
+            env[NAMED_BY_SCRIPT_ENV] = flag
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+        owner.end()
+        assert _record(ws, owner.id).experiment == expected

@@ -57,7 +57,11 @@ def test_train_finishes_with_params_and_streams_output(ws, script, plinth_cli):
     assert "epoch 0\nepoch 1\n" in done.stdout
     assert "to stderr" in done.stderr and "finished" in done.stderr
     [record] = runs(ws)
-    assert (record.status, record.launcher, record.experiment) == ("finished", "local", "attached")
+    assert (record.status, record.launcher, record.experiment) == (
+        "finished",
+        "local",
+        "demo",
+    )  # named by the script
     assert record.arguments == ["one", "--two"] and record.ended_at is not None
     assert record.requested == {"cpus": 1, "gpus": 0}
     assert _params(ws, record.id) == {"lr": "0.5", "epochs": "2", "opt": "sgd"}

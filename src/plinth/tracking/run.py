@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from plinth.workspace import Workspace
 
 RUN_ID_ENV = "PLINTH_RUN_ID"
+#: Set by a launcher that got no experiment name: the script's ``ws.run(name)`` gives it.
+NAMED_BY_SCRIPT_ENV = "PLINTH_RUN_NAMED_BY_SCRIPT"
 RANK_ENV = "RANK"
 STATUSES = ("running", "finished", "failed", "killed")
 _open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
@@ -429,6 +431,16 @@ class Run:
         return f"Run({self.id!r}, experiment={self.experiment!r}, status={self.status!r})"
 
 
+def _rename_experiment(ws: Workspace, run: Run, experiment: str) -> None:
+    if not experiment or len(experiment) > 128 or experiment == run.experiment:
+        return
+    with ws.catalog.session() as session:
+        record = session.get(RunRecord, run.id)
+        if record is not None:
+            record.experiment = experiment
+    run.experiment = experiment
+
+
 def tag_run(ws: Workspace, run_id: str, tags: Mapping[str, Any]) -> None:
     """Set tags on any run, open or ended (a tag may change; a parameter may not).
 
@@ -570,12 +582,16 @@ def run(
 ) -> Run:
     """Start a run, or attach to the launcher's run when ``PLINTH_RUN_ID`` is set.
 
+    Attached, ``experiment`` names the run's experiment when the launcher was given none.
+
     Example:
         >>> # with ws.run("delay-model", params={"lr": 0.1}) as run: ...
     """
     launched = os.environ.get(RUN_ID_ENV)
     if launched:
         attached = attach_run(ws, launched)
+        if os.environ.get(NAMED_BY_SCRIPT_ENV) == "1" and attached.logs:
+            _rename_experiment(ws, attached, experiment)
         attached.log_params(params or {})
         attached.set_tags(tags or {})
         return attached

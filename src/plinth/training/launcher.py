@@ -186,7 +186,7 @@ def child_env(
     Example:
         >>> # env = child_env(ws, run.id, spec); env["PLINTH_RUN_ID"] == run.id
     """
-    from plinth.tracking.run import RUN_ID_ENV
+    from plinth.tracking.run import NAMED_BY_SCRIPT_ENV, RUN_ID_ENV
 
     env = dict(os.environ if base is None else base)
     for name in _DISTRIBUTED_ENV:
@@ -195,6 +195,10 @@ def child_env(
     env[RUN_ID_ENV] = run_id
     env[LAUNCHER_ENV] = spec.launcher
     env["PYTHONUNBUFFERED"] = "1"
+    if spec.experiment is None:
+        env[NAMED_BY_SCRIPT_ENV] = "1"  # the script's ws.run("name") names the experiment
+    else:
+        env.pop(NAMED_BY_SCRIPT_ENV, None)
     if spec.params:
         env[PARAMS_ENV] = encode(spec.params)
     else:

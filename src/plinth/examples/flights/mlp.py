@@ -122,25 +122,12 @@ def train(ws: Any, training: Any, params: dict[str, Any]) -> dict[str, float]:
 
 def main() -> None:
     """Script entry point: train on the newest recorded flights training set."""
-    from sqlalchemy import select
-
     import plinth
-    from plinth.catalog.models import TrainingSet
-    from plinth.errors import ConfigError
+    from plinth.examples.flights.train import newest_training_set
     from plinth.training import params
 
     ws = plinth.Workspace()
-    settings = params(DEFAULTS)
-    with ws.catalog.session() as session:
-        newest = session.scalars(
-            select(TrainingSet.id).order_by(TrainingSet.created_at.desc()).limit(1)
-        ).first()
-    if newest is None:
-        raise ConfigError(
-            "No training set is recorded in this workspace.",
-            hint="Run 'plinth quickstart' first.",
-        )
-    figures = train(ws, ws.features.training_set(newest), settings)
+    figures = train(ws, newest_training_set(ws), params(DEFAULTS))
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"validation loss {figures['valid_loss']:.4f}, AUC {figures['valid_auc']:.3f}")
 

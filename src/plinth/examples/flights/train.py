@@ -153,15 +153,16 @@ def train_delay_model(
     return {"run_id": run.id, "metrics": metrics, "best_iteration": booster.best_iteration}
 
 
-def main() -> None:
-    """Train on the newest recorded flights training set (script entry point)."""
+def newest_training_set(ws: Workspace) -> TrainingSetResult:
+    """The most recently recorded training set of the workspace (the quickstart's).
+
+    Example:
+        >>> # newest_training_set(plinth.Workspace()).table.num_rows
+    """
     from sqlalchemy import select
 
-    import plinth
     from plinth.catalog.models import TrainingSet
 
-    ws = plinth.Workspace()
-    params = _params()
     with ws.catalog.session() as session:
         newest = session.scalars(
             select(TrainingSet.id).order_by(TrainingSet.created_at.desc()).limit(1)
@@ -171,7 +172,15 @@ def main() -> None:
             "No training set is recorded in this workspace.",
             hint="Run 'plinth quickstart' first.",
         )
-    result = train_delay_model(ws, ws.features.training_set(newest), params)
+    return ws.features.training_set(newest)
+
+
+def main() -> None:
+    """Train on the newest recorded flights training set (script entry point)."""
+    import plinth
+
+    ws = plinth.Workspace()
+    result = train_delay_model(ws, newest_training_set(ws), _params())
     print(f"run {result['run_id']}: validation AUC {result['metrics']['auc']:.3f}")
 
 
