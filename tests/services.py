@@ -768,12 +768,26 @@ class _RayHead(_Service):
                 os.kill(pid, signal.SIGKILL)
 
 
-def _start_ray() -> tuple[_Service, str]:
-    """Start a local Ray head on a free loopback port; return it and its address."""
+def _ray_env(tempdir: Path) -> dict[str, str]:
+    """Loopback settings plus a private token: token authentication is on by default for
+    local clusters since Ray 2.59, and the shared ``~/.ray/auth_token`` would let another
+    Ray on the machine (or a token it regenerates) lock the test drivers out."""
+    import secrets
+
+    token = tempdir / "auth_token"
+    token.write_text(secrets.token_hex(32))
+    token.chmod(0o600)
+    return {**_RAY_LOOPBACK_ENV, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": str(token)}
+
+
+def _start_ray() -> tuple[_Service, str, dict[str, str]]:
+    """Start a local Ray head on a free loopback port; return it, its address and the
+    environment its drivers need."""
     if importlib.util.find_spec("ray") is None:
         raise ServiceError("ray is not installed")
     binary = _ray_binary()
     tempdir = _make_tempdir("plinth-ray-")
+    env = _ray_env(tempdir)
     head_log = tempdir / "head.log"
     port = _free_port()
     log = head_log.open("ab")
@@ -794,7 +808,7 @@ def _start_ray() -> tuple[_Service, str]:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             cwd=tempdir,
-            env={**os.environ, **_RAY_LOOPBACK_ENV},
+            env={**os.environ, **env},
             start_new_session=True,
         )
     except OSError as exc:
@@ -806,7 +820,7 @@ def _start_ray() -> tuple[_Service, str]:
     deadline = time.monotonic() + RAY_START_TIMEOUT
     while time.monotonic() < deadline and process.poll() is None:
         if b"Ray runtime started" in head_log.read_bytes():
-            return service, f"127.0.0.1:{port}"
+            return service, f"127.0.0.1:{port}", env
         time.sleep(0.2)
     reason = (
         f"ray start exited with code {process.returncode} during startup"
@@ -819,10 +833,11 @@ def _start_ray() -> tuple[_Service, str]:
 
 
 @contextlib.contextmanager
-def _ray_environment() -> Iterator[None]:
-    """Keep Ray drivers started by the tests on loopback, restoring the variables after."""
-    saved = {key: os.environ.get(key) for key in _RAY_LOOPBACK_ENV}
-    os.environ.update(_RAY_LOOPBACK_ENV)
+def _ray_environment(env: dict[str, str]) -> Iterator[None]:
+    """Point Ray drivers started by the tests at the head (loopback, its token), restoring
+    the variables after."""
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
     try:
         yield
     finally:
@@ -848,11 +863,11 @@ def ray_address() -> Iterator[str]:
         yield external
         return
     try:
-        service, address = _start_ray()
+        service, address, env = _start_ray()
     except ServiceError as exc:
         _unavailable("Ray", str(exc))
     try:
-        with _ray_environment():
+        with _ray_environment(env):
             yield address
     finally:
         service.stop()
