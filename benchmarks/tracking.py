@@ -96,16 +96,23 @@ def bench_slowdown(
     ws = plinth.Workspace(settings=settings)
     size, step_s = calibrate(metrics)
     steps = max(1000, int(seconds / step_s))
-    bare, logged = [], []
+    bare, logged, run_ids = [], [], []
     for _ in range(ROUNDS):
         bare.append(training_loop(steps, metrics, None, size=size))
         run = ws.run("bench", capture=False)
+        run_ids.append(run.id)
         start = time.perf_counter()
         training_loop(steps, metrics, run, each=each, size=size)
         run.end()
         logged.append(time.perf_counter() - start)
     with ws.catalog.engine.connect() as connection:
-        stored = connection.execute(text("SELECT sum(count) FROM run_metrics")).scalar_one()
+        stored = sum(
+            connection.execute(
+                text("SELECT coalesce(sum(count), 0) FROM run_metrics WHERE run_id = :run"),
+                {"run": run_id},
+            ).scalar_one()
+            for run_id in run_ids
+        )
     ws.close()
     expected = ROUNDS * steps * metrics
     label = f"{label} {'log_metric per value' if each else 'log_metrics per step'}"
