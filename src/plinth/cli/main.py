@@ -11,9 +11,12 @@ import sys
 import typer
 
 from plinth.cli import (
+    ci_cmds,
     features_cmds,
     lake_cmds,
+    models_cmds,
     observe_cmds,
+    pipeline_cmds,
     quality_cmds,
     quickstart_cmd,
     runs_cmds,
@@ -35,7 +38,10 @@ quality_cmds.register(app)
 observe_cmds.register(app)
 features_cmds.register(app)
 runs_cmds.register(app)
+pipeline_cmds.register(app)
+models_cmds.register(app)
 train_cmds.register(app)
+ci_cmds.register(app)
 quickstart_cmd.register(app)
 
 

@@ -19,16 +19,36 @@ def register(app: typer.Typer) -> None:
     app.command("info")(info)
 
 
-def init(home: HomeOption = None) -> None:
+def init(
+    home: HomeOption = None,
+    ci: Annotated[
+        str | None,
+        typer.Option("--ci", help="Also write a CI workflow: github (.github/workflows/)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing CI workflow file.")
+    ] = False,
+) -> None:
     """Create the workspace: folder, catalog schema and storage root (safe to run twice)."""
+    from pathlib import Path
+
     from plinth.cli.output import console, styled
+    from plinth.errors import ConfigError
     from plinth.workspace import Workspace
 
+    if ci is not None and ci != "github":
+        raise ConfigError(f"Unknown CI system '{ci}'.", hint="Use --ci github.")
     with Workspace(home) as ws:
         made = ws.init()
+        pipeline = ws.settings.pipeline or None
     console.print(styled(("Workspace ready", "green"), f" at {made['home']}"))
     console.print(f"  catalog: {made['catalog']}")
     console.print(f"  storage: {made['storage']}")
+    if ci == "github":
+        from plinth.cli.ci_cmds import write_github_workflow
+
+        path = write_github_workflow(Path.cwd(), pipeline, force=force)
+        console.print(f"  CI workflow: {path} (tests, then 'plinth ci')")
 
 
 def info(
@@ -52,6 +72,7 @@ def info(
         "online_url": redact_url(settings.online_store_url),
         "contracts_dir": settings.contracts_dir,
         "profile_on_ingest": str(settings.profile_on_ingest).lower(),
+        "pipeline": settings.pipeline,
         "user": settings.user,
     }
     if as_json:
