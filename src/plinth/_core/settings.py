@@ -61,6 +61,11 @@ class Settings(BaseSettings):
         description="Store a profile of every new table version as part of the ingest; when "
         "off, profiles are computed on first use (plinth profile, plinth quality).",
     )
+    pipeline: str = Field(
+        default="",
+        description="The project's pipeline for 'plinth ci', as module:function or "
+        "path/to/file.py:function.",
+    )
     user: str = Field(
         default_factory=lambda: _default_user(),
         description="Name recorded as the actor of every change (created_by).",

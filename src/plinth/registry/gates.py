@@ -530,15 +530,32 @@ def decisions(ws: Workspace, name: str, version: int | None = None) -> list[dict
     Example:
         >>> # decisions(ws, "delay")[0]["passed"]
     """
+    from plinth.catalog.models import GateDecision
+
+    where = [GateDecision.model_name == name]
+    if version is not None:
+        where.append(GateDecision.candidate_version == version)
+    return _decisions(ws, where)
+
+
+def decisions_of_run(ws: Workspace, pipeline_run_id: str) -> list[dict[str, Any]]:
+    """The gate decisions a pipeline run made, newest first.
+
+    Example:
+        >>> # [d["passed"] for d in decisions_of_run(ws, result.run_id)]
+    """
+    from plinth.catalog.models import GateDecision
+
+    return _decisions(ws, [GateDecision.pipeline_run_id == pipeline_run_id])
+
+
+def _decisions(ws: Workspace, where: list[Any]) -> list[dict[str, Any]]:
     from sqlalchemy import select
 
     from plinth.catalog.models import GateDecision
 
-    query = select(GateDecision).where(GateDecision.model_name == name)
-    if version is not None:
-        query = query.where(GateDecision.candidate_version == version)
+    query = select(GateDecision).where(*where).order_by(GateDecision.id.desc())
     with ws.catalog.session() as session:
-        rows = session.scalars(query.order_by(GateDecision.id.desc())).all()
         return [
             {
                 "id": r.id,
@@ -553,5 +570,5 @@ def decisions(ws: Workspace, name: str, version: int | None = None) -> list[dict
                 "decided_at": r.decided_at.isoformat(),
                 "decided_by": r.decided_by,
             }
-            for r in rows
+            for r in session.scalars(query)
         ]

@@ -33,6 +33,8 @@ TARGET = "delayed"
 DELAY_MINUTES = 15
 TRAIN_END = datetime(2013, 6, 1, tzinfo=UTC)
 VALID_END = datetime(2013, 7, 1, tzinfo=UTC)
+#: The promotion gate scores candidates on July, after the months the model saw.
+HOLDOUT_END = datetime(2013, 8, 1, tzinfo=UTC)
 FLIGHT_COLUMNS = ["hour", "distance"]
 CATEGORICAL = ["carrier", "origin"]
 DEFAULTS: dict[str, Any] = {
@@ -47,13 +49,18 @@ DEFAULTS: dict[str, Any] = {
 
 @dataclass(frozen=True)
 class Split:
-    """Model inputs and labels of the training and validation months."""
+    """Model inputs and labels of the training, validation and held-out months."""
 
     train: pd.DataFrame
     valid: pd.DataFrame
     y_train: np.ndarray
     y_valid: np.ndarray
     features: list[str]
+    holdout: pd.DataFrame
+
+    def holdout_frame(self) -> pd.DataFrame:
+        """July's model inputs with the ``delayed`` label, for the promotion gate."""
+        return self.holdout
 
 
 def split(training: TrainingSetResult) -> Split:
@@ -78,8 +85,15 @@ def split(training: TrainingSetResult) -> Split:
     label = (frame["arr_delay"] > DELAY_MINUTES).to_numpy(dtype=np.float64)
     train_rows = (when < TRAIN_END).to_numpy()
     valid_rows = ((when >= TRAIN_END) & (when < VALID_END)).to_numpy()
+    holdout_rows = ((when >= VALID_END) & (when < HOLDOUT_END)).to_numpy()
+    holdout = inputs[holdout_rows].assign(**{TARGET: label[holdout_rows].astype(np.int64)})
     return Split(
-        inputs[train_rows], inputs[valid_rows], label[train_rows], label[valid_rows], features
+        inputs[train_rows],
+        inputs[valid_rows],
+        label[train_rows],
+        label[valid_rows],
+        features,
+        holdout.reset_index(drop=True),
     )
 
 
@@ -150,7 +164,13 @@ def train_delay_model(
             "feature_importance.json",
         )
         run.log_artifact(booster.model_to_string(), "model.txt")
-    return {"run_id": run.id, "metrics": metrics, "best_iteration": booster.best_iteration}
+    return {
+        "run_id": run.id,
+        "metrics": metrics,
+        "best_iteration": booster.best_iteration,
+        "model": booster,
+        "example": data.valid.head(20),
+    }
 
 
 def newest_training_set(ws: Workspace) -> TrainingSetResult:
