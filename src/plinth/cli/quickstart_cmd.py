@@ -68,8 +68,7 @@ def quickstart(home: HomeOption = None) -> None:
 
             ingest_all(ws, on_table=on_table, progress=on_rows)
         console.print(summary)
-        training_set = _features(ws)
-        _training(ws, training_set)
+        _training(ws)
     elapsed = time.perf_counter() - started
     console.print(f"Done in {elapsed:.1f} s. Where to look next:")
     console.print("  plinth tables                      the lake's tables and versions")
@@ -84,6 +83,9 @@ def quickstart(home: HomeOption = None) -> None:
     console.print("  plinth runs list                   the delay-model runs with their metrics")
     console.print("  plinth runs compare ID ID          LightGBM against the MLP, side by side")
     console.print("  plinth runs plot ID --output curves.html   validation curves")
+    console.print("  plinth pipeline runs               the two pipeline runs, the second cached")
+    console.print("  plinth models show delay@champion  the promoted model, its data and gate")
+    console.print("  plinth models card delay@champion  model card with EU AI Act Annex IV fields")
 
 
 def _features(ws):  # type: ignore[no-untyped-def]
@@ -106,31 +108,73 @@ def _features(ws):  # type: ignore[no-untyped-def]
     return training
 
 
-def _training(ws, training):  # type: ignore[no-untyped-def]
-    """Training steps: the LightGBM delay model in-process, then the MLP under DDP."""
+def _training(ws):  # type: ignore[no-untyped-def]
+    """The flights pipeline twice (the second run fully cached), then the MLP under DDP."""
     import importlib.util
-    from pathlib import Path
 
     from plinth.cli.output import console
-    from plinth.examples.flights import mlp
-    from plinth.examples.flights.train import train_delay_model
-    from plinth.training import LaunchSpec, launch
 
     missing = [m for m in ("lightgbm", "torch") if importlib.util.find_spec(m) is None]
     if missing:
+        _features(ws)
         console.print(
             f"Skipping training: {' and '.join(missing)} not installed. Install them with "
             "pip install 'plinth-ai[torch,lightgbm]' (make quickstart does)."
         )
         return
-    with console.status("Training the LightGBM delay model (Jan-May, validated on June)"):
-        lgbm = train_delay_model(ws, training)
-    metrics = lgbm["metrics"]
+    _pipeline(ws)
+    _mlp(ws)
+
+
+def _pipeline(ws):  # type: ignore[no-untyped-def]
+    """Run the flights pipeline and report its training set, model run and gate."""
+    from plinth.cli.output import console, human_bytes
+    from plinth.examples.flights.pipeline import flights
+    from plinth.pipelines import run
+
+    with console.status(
+        "Pipeline flights: ingest -> check -> training set -> train -> register -> gate"
+    ):
+        first = run(flights, ws=ws)
+    value = first.value
+    training = ws.features.training_set(value["training_set"])
+    nulls = sum(training.table.column(c).null_count for c in training.features)
     console.print(
-        f"Run {lgbm['run_id']}: LightGBM validation AUC {metrics['auc']:.3f}, log loss "
-        f"{metrics['log_loss']:.3f}, calibration error {metrics['ece']:.3f} "
-        f"({lgbm['best_iteration']} rounds)."
+        f"Training set {training.id}: {training.table.num_rows:,} flights x "
+        f"{len(training.features)} point-in-time features ({nulls:,} missing values: weather "
+        f"older than 3 h or planes not in the planes table), "
+        f"{human_bytes(training.table.nbytes)} in memory."
     )
+    model_run = ws.runs.get(value["run_id"])
+    metrics = model_run.metrics
+    console.print(
+        f"Run {model_run.id}: LightGBM trained on Jan-May, validation AUC on June "
+        f"{metrics['auc']:.3f}, log loss {metrics['log_loss']:.3f}, calibration error "
+        f"{metrics['ece']:.3f} ({int(metrics['best_iteration'])} rounds)."
+    )
+    gate = value["gate"]
+    verdict = "passed, now champion" if gate["promoted"] else "refused, champion unchanged"
+    console.print(
+        f"Gate on July: delay version {gate['version']} {verdict} "
+        f"(pipeline run {first.run_id}, {first.count('succeeded')} steps ran, "
+        f"{first.count('cached')} cached)."
+    )
+    with console.status("Running the pipeline again"):
+        again = run(flights, ws=ws)
+    console.print(
+        f"Pipeline run {again.run_id}: {again.count('cached')} of {len(again.steps)} steps "
+        f"cached, {again.duration:.2f} s."
+    )
+
+
+def _mlp(ws):  # type: ignore[no-untyped-def]
+    """The PyTorch MLP on the same training set, on 2 DDP ranks through torchrun."""
+    from pathlib import Path
+
+    from plinth.cli.output import console
+    from plinth.examples.flights import mlp
+    from plinth.training import LaunchSpec, launch
+
     with console.status("Training the PyTorch MLP with DDP on 2 processes (torchrun, gloo)"):
         result = launch(
             ws,
