@@ -16,12 +16,16 @@ def test_public_names_are_pinned():
         "FeatureService",
         "FeatureView",
         "PlinthError",
+        "Resources",
         "Run",
         "Settings",
+        "Table",
         "TableInfo",
         "VersionInfo",
         "Workspace",
         "__version__",
+        "pipeline",
+        "step",
     ]
     for name in plinth.__all__:
         assert getattr(plinth, name) is not None

@@ -21,12 +21,16 @@ __all__ = [
     "FeatureService",
     "FeatureView",
     "PlinthError",
+    "Resources",
     "Run",
     "Settings",
+    "Table",
     "TableInfo",
     "VersionInfo",
     "Workspace",
     "__version__",
+    "pipeline",
+    "step",
 ]
 
 _EXPORTS = {
@@ -36,6 +40,10 @@ _EXPORTS = {
     "FeatureService": "plinth.features.definitions",
     "FeatureView": "plinth.features.definitions",
     "PlinthError": "plinth.errors",
+    "Resources": "plinth.pipelines.steps",
+    "Table": "plinth.pipelines.steps",
+    "pipeline": "plinth.pipelines.definition",
+    "step": "plinth.pipelines.steps",
     "Run": "plinth.tracking.run",
     "Settings": "plinth._core.settings",
     "TableInfo": "plinth.lake.records",
@@ -48,6 +56,8 @@ if TYPE_CHECKING:
     from plinth.errors import PlinthError
     from plinth.features.definitions import Entity, FeatureService, FeatureView
     from plinth.lake.records import TableInfo, VersionInfo
+    from plinth.pipelines.definition import pipeline
+    from plinth.pipelines.steps import Resources, Table, step
     from plinth.quality.contracts import Contract
     from plinth.storage import ArtifactStore
     from plinth.tracking.run import Run
