@@ -10,7 +10,8 @@ import contextlib
 import os
 import resource
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 
 def verdict(ok: bool) -> str:
@@ -59,3 +60,16 @@ def contention(step: str, notes: list[str]) -> Iterator[None]:
     note = contention_note(step, (busy1 - busy0) - (own1 - own0), wall)
     if note:
         notes.append(note)
+
+
+def latencies(call: Callable[[], Any], calls: int, warmup: int) -> list[float]:
+    """Return the wall time of each of ``calls`` calls, in milliseconds, after ``warmup``."""
+    for _ in range(warmup):
+        call()
+    out = []
+    clock = time.perf_counter_ns
+    for _ in range(calls):
+        begin = clock()
+        call()
+        out.append((clock() - begin) / 1e6)
+    return out

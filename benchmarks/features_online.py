@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from common import contention, verdict
+from common import contention, latencies, verdict
 
 from plinth.features.online import OnlineStore, open_online_store
 
@@ -104,19 +104,6 @@ def time_write(store: OnlineStore, table: pa.Table) -> float:
     if written != table.num_rows:
         raise RuntimeError(f"wrote {written} rows, expected {table.num_rows}")
     return seconds
-
-
-def latencies(call: Callable[[], Any], calls: int) -> list[float]:
-    """Return the wall time of each of ``calls`` calls, in milliseconds, after a warm-up."""
-    for _ in range(WARMUP_CALLS):
-        call()
-    out = []
-    clock = time.perf_counter_ns
-    for _ in range(calls):
-        start = clock()
-        call()
-        out.append((clock() - start) / 1e6)
-    return out
 
 
 def percentiles(values: list[float]) -> tuple[float, float]:
@@ -195,7 +182,7 @@ def bench_read(folder: Path, rows: int, calls: int, notes: list[str]) -> list[st
         for size, target in ((1, READ_1_P99_MS), (100, READ_100_P99_MS)):
             call = read_calls(store, rows, size, calls, seed=size)
             with contention(f"the SQLite {size}-entity reads", notes):
-                values = latencies(call, calls)
+                values = latencies(call, calls, WARMUP_CALLS)
             lines.append(report_reads("sqlite", size, values, target))
     return lines
 
@@ -275,7 +262,7 @@ def bench_redis(rows: int, calls: int, notes: list[str]) -> list[str]:
             for size, target in ((1, REDIS_1_P99_MS), (100, None)):
                 call = read_calls(store, rows, size, calls, seed=size)
                 with contention(f"the Redis {size}-entity reads", notes):
-                    values = latencies(call, calls)
+                    values = latencies(call, calls, WARMUP_CALLS)
                 lines.append(report_reads("redis", size, values, target))
         return lines
 

@@ -30,12 +30,12 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from common import contention, verdict
+from common import contention, latencies, verdict
 from sqlalchemy import insert, text
 
 from plinth._core.settings import Settings
@@ -175,19 +175,6 @@ def add_long_series(ws: Workspace, start: datetime) -> str:
 # -- measurements ------------------------------------------------------------------------------
 
 
-def latencies(call: Callable[[], Any], calls: int) -> list[float]:
-    """Return the wall time of each of ``calls`` calls, in milliseconds, after a warm-up."""
-    for _ in range(WARMUP_CALLS):
-        call()
-    out = []
-    clock = time.perf_counter_ns
-    for _ in range(calls):
-        begin = clock()
-        call()
-        out.append((clock() - begin) / 1e6)
-    return out
-
-
 def percentiles(values: list[float]) -> tuple[float, float]:
     """Return the p50 and p95 of ``values``."""
     cuts = statistics.quantiles(values, n=100, method="inclusive")
@@ -209,7 +196,7 @@ def bench(label: str, settings: Settings, runs: int, calls: int, notes: list[str
         if len(found) != 100 or any(r.params["lr"] != "0.1" for r in found):
             raise RuntimeError(f"the filter returned {len(found)} runs, or wrong ones")
         with contention(f"the {label} list calls", notes):
-            values = latencies(lambda: service.list(filter=FILTER, limit=100), calls)
+            values = latencies(lambda: service.list(filter=FILTER, limit=100), calls, WARMUP_CALLS)
         p50, p95 = percentiles(values)
         lines.append(
             f'{label} Runs.list(filter="{FILTER}", limit=100) over {runs:,} runs: p50 {p50:.1f} ms,'
@@ -221,7 +208,9 @@ def bench(label: str, settings: Settings, runs: int, calls: int, notes: list[str
             raise RuntimeError("the series was not downsampled as expected")
         with contention(f"the {label} history calls", notes):
             values = latencies(
-                lambda: service.history(series_run, "loss", max_points=1000), HISTORY_CALLS
+                lambda: service.history(series_run, "loss", max_points=1000),
+                HISTORY_CALLS,
+                WARMUP_CALLS,
             )
         p50, p95 = percentiles(values)
         lines.append(

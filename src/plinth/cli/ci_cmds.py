@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from plinth.cli.pipeline_cmds import ExecutorOption, NoCacheOption, ParamOption
 from plinth.cli.workspace_cmds import HomeOption
 
 GITHUB_WORKFLOW = Path(".github/workflows/plinth.yml")
@@ -22,16 +23,9 @@ def ci(
         str | None,
         typer.Argument(help="The pipeline (default: the 'pipeline' setting, PLINTH_PIPELINE)."),
     ] = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", "-p", help="A pipeline parameter NAME=VALUE (repeatable)."),
-    ] = None,
-    executor: Annotated[
-        str, typer.Option("--executor", "-e", help="Where steps run: local or ray.")
-    ] = "local",
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Run every step, even those with a cache hit.")
-    ] = False,
+    param: ParamOption = None,
+    executor: ExecutorOption = "local",
+    no_cache: NoCacheOption = False,
     home: HomeOption = None,
 ) -> None:
     """Run the project's pipeline; exit 1 if a step fails or a promotion gate refuses."""

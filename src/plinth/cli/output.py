@@ -44,6 +44,25 @@ def when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S")
 
 
+def print_header(
+    ident: str,
+    what: str,
+    status: str,
+    style: str,
+    started_at: datetime,
+    ended_at: datetime | None,
+    duration: str,
+) -> None:
+    """Print the two header lines of a run's detail view: id, what and status; timing.
+
+    Example:
+        >>> # print_header(run.id, "experiment delay", "finished", "green", t0, t1, "9.2 s")
+    """
+    console.print(styled((ident, "bold"), f"  {what}, ", (status, style)))
+    ended = when(ended_at) if ended_at else "not yet"
+    console.print(f"started {when(started_at)} UTC, ended {ended}, duration {duration}")
+
+
 def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON (dates as ISO 8601)."""
     print(

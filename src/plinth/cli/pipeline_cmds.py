@@ -19,6 +19,16 @@ pipeline_app = typer.Typer(
     no_args_is_help=True,
 )
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ParamOption = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", help="A pipeline parameter NAME=VALUE (repeatable)."),
+]
+ExecutorOption = Annotated[
+    str, typer.Option("--executor", "-e", help="Where steps run: local or ray.")
+]
+NoCacheOption = Annotated[
+    bool, typer.Option("--no-cache", help="Run every step, even those with a cache hit.")
+]
 STATUS_STYLES = {
     "succeeded": "green",
     "cached": "cyan",
@@ -150,13 +160,8 @@ def run(
     reference: Annotated[
         str, typer.Argument(help="The pipeline: module:function or path/to/file.py:function.")
     ],
-    param: Annotated[
-        list[str] | None,
-        typer.Option("--param", "-p", help="A pipeline parameter NAME=VALUE (repeatable)."),
-    ] = None,
-    executor: Annotated[
-        str, typer.Option("--executor", "-e", help="Where steps run: local or ray.")
-    ] = "local",
+    param: ParamOption = None,
+    executor: ExecutorOption = "local",
     ray_address: Annotated[
         str | None,
         typer.Option(
@@ -165,9 +170,7 @@ def run(
             "else a local Ray).",
         ),
     ] = None,
-    no_cache: Annotated[
-        bool, typer.Option("--no-cache", help="Run every step, even those with a cache hit.")
-    ] = False,
+    no_cache: NoCacheOption = False,
     home: HomeOption = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the run as JSON instead of progress.")
@@ -266,18 +269,16 @@ def _print_detail(detail: PipelineRunDetail) -> None:
     from rich import box
     from rich.table import Table
 
-    from plinth.cli.output import console, styled, when
+    from plinth.cli.output import console, print_header, styled
 
-    console.print(
-        styled(
-            (detail.id, "bold"),
-            f"  pipeline {detail.pipeline}, ",
-            (detail.status, STATUS_STYLES.get(detail.status, "")),
-        )
-    )
-    ended = when(detail.ended_at) if detail.ended_at else "not yet"
-    console.print(
-        f"started {when(detail.started_at)} UTC, ended {ended}, duration {seconds(detail.duration)}"
+    print_header(
+        detail.id,
+        f"pipeline {detail.pipeline}",
+        detail.status,
+        STATUS_STYLES.get(detail.status, ""),
+        detail.started_at,
+        detail.ended_at,
+        seconds(detail.duration),
     )
     console.print(
         f"reference {detail.reference}, executor {detail.executor}, by {detail.created_by}"

@@ -153,19 +153,17 @@ def _mapping_lines(title: str, data: dict[str, Any] | None) -> list[str]:
 def _print_detail(run: RunDetail) -> None:
     from rich.table import Table
 
-    from plinth.cli.output import console, human_bytes, styled, when
+    from plinth.cli.output import console, human_bytes, print_header, styled
     from plinth.tracking.plot import format_number
 
-    console.print(
-        styled(
-            (run.id, "bold"),
-            f"  experiment {run.experiment}, ",
-            (run.status, STATUS_STYLES.get(run.status, "")),
-        )
-    )
-    ended = when(run.ended_at) if run.ended_at else "not yet"
-    console.print(
-        f"started {when(run.started_at)} UTC, ended {ended}, duration {_duration(run.duration)}"
+    print_header(
+        run.id,
+        f"experiment {run.experiment}",
+        run.status,
+        STATUS_STYLES.get(run.status, ""),
+        run.started_at,
+        run.ended_at,
+        _duration(run.duration),
     )
     command = " ".join([run.entry_point or "-", *(str(a) for a in run.arguments or [])])
     console.print(f"launcher {run.launcher}, by {run.created_by}, entry point: {command}")
