@@ -46,6 +46,9 @@ def gate(ws: Any, version: int) -> bool:
 
 
 @pipeline
-def flow(column: str = "x") -> Any:
+def flow(column: str = "x", rule: str = "") -> Any:
+    from plinth.registry.gates import Policy
+
+    Policy.parse([*POLICY["rules"], *([rule] if rule else [])]).validate()
     version = register(model=train(column=column))
     return gate(version=version)

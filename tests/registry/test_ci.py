@@ -46,6 +46,14 @@ def test_ci_promotes_refuses_and_reuses_decisions(capsys, home) -> None:
     assert "Gate passed: gated version 1 against champion version 2." in out
 
 
+def test_a_policy_with_an_unknown_metric_stops_the_run_before_any_step(capsys, home) -> None:
+    code, out = _ci(capsys, home, "--param", "rule=f1 > 0.5")
+    assert code == 1 and "unknown metric(s): f1" in out
+    ws = plinth.Workspace(home)
+    assert ws.pipelines.runs() == [] and ws.models.list() == []
+    ws.close()
+
+
 def test_ci_needs_a_pipeline(capsys, home) -> None:
     assert main(["ci", "--home", home]) == 1
     assert "No pipeline to run" in capsys.readouterr().err

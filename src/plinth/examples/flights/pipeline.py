@@ -143,6 +143,10 @@ def gate(ws: Any, version: int, training_set_id: str) -> dict[str, Any]:
 @pipeline
 def flights(learning_rate: float = 0.05, num_leaves: int = 31) -> dict[str, Any]:
     """The flights delay model from raw files to a gated champion."""
+    from plinth.registry.gates import Policy
+
+    # A policy naming a number the gate does not compute stops the run before any step.
+    Policy.parse(POLICY).validate()
     versions = ingest(sources=source_digests())
     checks = check(versions=versions)
     training = training_set(checks=checks)
