@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+#: A list of numbers or a 1-D NumPy array.
+ArrayLike = Any
 _INT = np.dtype("<i8")
 _FLOAT = np.dtype("<f8")
 
@@ -33,7 +35,7 @@ class Series:
         return Series(self.steps[order], self.values[order], self.timestamps_us[order])
 
 
-def pack(steps: list[int], values: list[float], times: list[int]) -> dict[str, Any]:
+def pack(steps: ArrayLike, values: ArrayLike, times: ArrayLike) -> dict[str, Any]:
     """The column values of one chunk row (without ``metric_id``).
 
     Example:
@@ -44,7 +46,7 @@ def pack(steps: list[int], values: list[float], times: list[int]) -> dict[str, A
     return {
         "first_step": int(step_array.min()),
         "last_step": int(step_array.max()),
-        "count": len(steps),
+        "count": len(step_array),
         "steps": step_array.tobytes(),
         "values": np.asarray(values, dtype=_FLOAT).tobytes(),
         "timestamps_us": np.asarray(times, dtype=_INT).tobytes(),
@@ -70,7 +72,7 @@ def unpack(chunks: Iterable[tuple[bytes, bytes, bytes]]) -> Series:
     return Series(np.concatenate(steps), np.concatenate(values), np.concatenate(times))
 
 
-def summary(steps: list[int], values: list[float]) -> dict[str, Any]:
+def summary(steps: ArrayLike, values: ArrayLike) -> dict[str, Any]:
     """The series summary of a batch: the value at the highest step (the latest logged on
     ties), the min and max ignoring NaN (None when all are NaN), and the count.
 

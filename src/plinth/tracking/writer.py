@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
+import numpy as np
 from sqlalchemy import insert, text
 
 from plinth._core.clock import utcnow
@@ -222,44 +223,77 @@ class MetricWriter:
         return self._series
 
 
-def _group(points: list[_Point]) -> dict[str, tuple[list[int], list[Any], list[int]]]:
-    """Split queued entries into per-key lists of steps, values and times, in logging order.
+class _Series:
+    """One key's points of a batch, in logging order: array parts plus pending scalars."""
+
+    __slots__ = ("parts", "steps", "times", "values")
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.steps: list[int] = []
+        self.values: list[Any] = []
+        self.times: list[int] = []
+
+    def _flush(self) -> None:
+        if self.steps:
+            self.parts.append(
+                (
+                    np.asarray(self.steps, dtype=np.int64),
+                    np.asarray(self.values, dtype=np.float64),
+                    np.asarray(self.times, dtype=np.int64),
+                )
+            )
+            self.steps, self.values, self.times = [], [], []
+
+    def add_part(self, steps: np.ndarray, values: np.ndarray, times: np.ndarray) -> None:
+        self._flush()
+        self.parts.append((steps, values, times))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self._flush()
+        if len(self.parts) == 1:
+            return self.parts[0]
+        return tuple(np.concatenate(column) for column in zip(*self.parts, strict=True))  # type: ignore[return-value]
+
+
+def _group(points: list[_Point]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Split queued entries into per-key arrays of steps, values and times, in logging order.
 
     Consecutive multi-metric entries with the same keys (a training loop's usual pattern) are
-    transposed together with ``zip``, so the per-point work stays inside C loops.
+    turned into one 2-D array in a single NumPy call, so the work per point stays in C.
     """
-    grouped: dict[str, tuple[list[int], list[Any], list[int]]] = {}
+    grouped: dict[str, _Series] = {}
 
-    def lists(key: str) -> tuple[list[int], list[Any], list[int]]:
+    def series(key: str) -> _Series:
         found = grouped.get(key)
         if found is None:
-            found = grouped[key] = ([], [], [])
+            found = grouped[key] = _Series()
         return found
 
     index, total = 0, len(points)
     while index < total:
         step, stamp, key, value = points[index]
         if type(key) is str:
-            found = lists(key)
-            found[0].append(step)
-            found[1].append(value)
-            found[2].append(stamp)
+            found = series(key)
+            found.steps.append(step)
+            found.values.append(value)
+            found.times.append(stamp)
             index += 1
             continue
         end = index + 1
         while end < total and points[end][2] == key:
             end += 1
         segment = points[index:end]
-        steps = [entry[0] for entry in segment]
-        stamps = [entry[1] for entry in segment]
-        columns = zip(*[entry[3] for entry in segment], strict=True)
-        for name, column in zip(key, columns, strict=True):
-            found = lists(name)
-            found[0].extend(steps)
-            found[1].extend(column)
-            found[2].extend(stamps)
+        count = end - index
+        steps = np.fromiter((entry[0] for entry in segment), dtype=np.int64, count=count)
+        stamps = np.fromiter((entry[1] for entry in segment), dtype=np.int64, count=count)
+        matrix = np.array([entry[3] for entry in segment], dtype=np.float64).reshape(
+            count, len(key)
+        )
+        for column, name in enumerate(key):
+            series(name).add_part(steps, matrix[:, column], stamps)
         index = end
-    return grouped
+    return {key: found.arrays() for key, found in grouped.items()}
 
 
 def _transient(exc: Exception) -> bool:
