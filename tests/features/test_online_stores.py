@@ -542,3 +542,18 @@ def test_sqlite_concurrent_writers_and_readers(tmp_path: Path) -> None:
         assert store.count("w") == len(entities)
     finally:
         store.close()
+
+
+def test_sqlite_writes_are_visible_at_commit_and_checkpointed_on_close(tmp_path: Path) -> None:
+    path = tmp_path / "online.db"
+    writer = SQLiteOnlineStore(path)
+    writer.write("weather", ["origin"], weather(["JFK"], [1], [5.0]), timestamp="ts")
+    reader = SQLiteOnlineStore(path)  # another store, as a serving process would open
+    assert one(reader, "weather", ("JFK",), ["temp"]).values == {"temp": 5.0}
+    reader.close()
+    writer.close()
+    wal = path.with_name(path.name + "-wal")
+    assert not wal.exists() or wal.stat().st_size == 0
+    again = SQLiteOnlineStore(path)
+    assert again.count("weather") == 1
+    again.close()

@@ -5,6 +5,10 @@ key), the event time in microseconds, the id of the value schema and the JSON va
 An upsert replaces a row only when the new event time is at least the stored one. Writes run
 in one transaction each, with the rows sorted by key and sent many per statement; reads look
 keys up through the primary key. Every thread gets its own connection.
+
+A commit makes a write durable and visible (it is in the write-ahead log); copying the log
+back into the database file (the checkpoint) runs on a background thread after each write
+instead of inside the committing call, and a final checkpoint runs on close.
 """
 
 from __future__ import annotations
@@ -77,6 +81,7 @@ class SQLiteOnlineStore(OnlineStore):
         self._schemas: dict[int, ValueSchema] = {}
         self._schema_ids: dict[str, int] = {}
         self._closed = False
+        self._checkpoints = _Checkpointer(self)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -109,6 +114,8 @@ class SQLiteOnlineStore(OnlineStore):
                 )
             connection.execute("PRAGMA synchronous = NORMAL")
             connection.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+            # Checkpoints run on the background thread, not inside the committing call.
+            connection.execute("PRAGMA wal_autocheckpoint = 0")
         except BaseException:
             connection.close()
             raise
@@ -226,6 +233,7 @@ class SQLiteOnlineStore(OnlineStore):
                 written = connection.total_changes - before
         self._schema_ids[prepared.schema.digest] = schema_id
         self._schemas[schema_id] = prepared.schema
+        self._checkpoints.request()
         return written
 
     # -- reads -----------------------------------------------------------------------------
@@ -286,7 +294,20 @@ class SQLiteOnlineStore(OnlineStore):
                 return 0
         return int(total)
 
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file now and truncate the log.
+
+        Example:
+            >>> # store.checkpoint()
+        """
+        with self._guard("checkpoint"):
+            self._connection().execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+
     def close(self) -> None:
+        self._checkpoints.stop()
+        if not self._closed:
+            with contextlib.suppress(StorageError):
+                self.checkpoint()  # flush on shutdown: leave a self-contained file
         with self._lock:
             self._closed = True
             connections, self._connections = self._connections, []
@@ -297,6 +318,49 @@ class SQLiteOnlineStore(OnlineStore):
 
     def __repr__(self) -> str:
         return f"SQLiteOnlineStore({str(self.path)!r})"
+
+
+class _Checkpointer:
+    """A daemon thread that checkpoints the store's log after writes, without blocking them.
+
+    ``PASSIVE`` checkpoints copy what no reader still needs and never wait for a lock.
+    """
+
+    def __init__(self, store: SQLiteOnlineStore) -> None:
+        self._store = store
+        self._wanted = threading.Event()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    def request(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._loop, name="plinth-online-checkpoint", daemon=True
+            )
+            self._thread.start()
+        self._wanted.set()
+
+    def _loop(self) -> None:
+        connection: sqlite3.Connection | None = None
+        try:
+            while True:
+                self._wanted.wait()
+                self._wanted.clear()
+                if self._stopping:
+                    return
+                if connection is None:
+                    connection = self._store._connect()
+                with contextlib.suppress(sqlite3.Error):
+                    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        finally:
+            if connection is not None:
+                connection.close()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wanted.set()
+        if self._thread is not None:
+            self._thread.join(timeout=60)
 
 
 def _upsert(connection: sqlite3.Connection, table: str, schema_id: int, batch: Batch) -> None:
