@@ -48,7 +48,7 @@ from plinth._core.settings import Settings
 
 TARGET_POINTS_PER_S = 100_000
 TARGET_SLOWDOWN = 0.05
-ROUNDS = 3
+ROUNDS = 5
 
 
 def training_loop(

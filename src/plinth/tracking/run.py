@@ -128,6 +128,7 @@ class Run:
         # A launched process's imports and data loading count toward its run.
         self._meter = ResourceMeter(since_start=not owner)
         self._steps: dict[str, int] = {}
+        self._set_steps: dict[tuple[str, ...], int] = {}
         self._params: dict[str, str] = {}
         self._writer: MetricWriter | None = MetricWriter(ws.catalog, run_id) if rank == 0 else None
         self._queue = self._writer.queue if self._writer is not None else None
@@ -157,7 +158,7 @@ class Run:
         if type(value) is not float:
             value = check_value(key, value)
         if step is None:
-            step = self._steps.get(key, -1) + 1
+            step = self._previous_step((key,)) + 1
         self._steps[key] = step
         # The writer's add() inlined: this is the hottest call in a training loop.
         queue.append((step, time.time_ns() // 1000, key, value))
@@ -172,20 +173,30 @@ class Run:
         Example:
             >>> # run.log_metrics({"loss": 0.25, "auc": 0.71}, step=10)
         """
-        writer = self._writer
-        if writer is None or not metrics:
+        queue = self._queue
+        if queue is None or not metrics:
             return
         keys = tuple(metrics)
         values = tuple(metrics.values())
-        for value in values:
-            if type(value) is not float:
-                values = tuple(check_value(k, v) for k, v in zip(keys, values, strict=True))
-                break
-        steps = self._steps
+        if list(map(type, values)).count(float) != len(values):
+            values = tuple(check_value(k, v) for k, v in zip(keys, values, strict=True))
         if step is None:
-            step = max(map(steps.get, keys, repeat(-1))) + 1
-        steps.update(zip(keys, repeat(step)))
-        writer.add(keys, step, values, time.time_ns() // 1000)
+            step = self._previous_step(keys) + 1
+        # One entry per key set, not per key: the steps of single keys are found from it
+        # only when a later call leaves its step out.
+        self._set_steps[keys] = step
+        queue.append((step, time.time_ns() // 1000, keys, values))
+        if len(queue) >= self._queue_limit:
+            self._writer.flush()  # type: ignore[union-attr]
+
+    def _previous_step(self, keys: tuple[str, ...]) -> int:
+        """The highest step logged so far for any of ``keys`` (-1 for none)."""
+        found = max(map(self._steps.get, keys, repeat(-1)))
+        wanted = set(keys)
+        for logged, step in self._set_steps.items():
+            if step > found and not wanted.isdisjoint(logged):
+                found = step
+        return found
 
     def log_param(self, key: str, value: Any) -> None:
         """Record one parameter (see :meth:`log_params`)."""
