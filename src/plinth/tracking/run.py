@@ -51,7 +51,6 @@ RANK_ENV = "RANK"
 STATUSES = ("running", "finished", "failed", "killed")
 _open_runs: weakref.WeakSet[Run] = weakref.WeakSet()
 _signal_lock = threading.Lock()
-_previous_sigterm: Any = None
 _terminated = threading.Event()
 
 
@@ -80,14 +79,12 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 
 def _install_sigterm() -> None:
-    global _previous_sigterm
     if threading.current_thread() is not threading.main_thread():
         return
     with _signal_lock:
         current = signal.getsignal(signal.SIGTERM)
         if current is _on_sigterm or current not in (signal.SIG_DFL, None):
             return  # keep a handler the program installed itself (torchrun's agent, Ray...)
-        _previous_sigterm = current
         signal.signal(signal.SIGTERM, _on_sigterm)
 
 

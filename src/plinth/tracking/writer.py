@@ -48,7 +48,8 @@ class MetricWriter:
     """Buffer a run's metric points and write them in batches off the calling thread.
 
     Example:
-        >>> # writer = MetricWriter(ws.catalog, run_id); writer.add("loss", 0, 0.5, 0)
+        >>> # writer = MetricWriter(ws.catalog, run_id)
+        >>> # writer.queue.append((0, time_us, "loss", 0.5))   # (step, time, key, value)
         >>> # writer.close()   # flushes, then stops the thread
     """
 
@@ -64,9 +65,9 @@ class MetricWriter:
         self._run_id = run_id
         self._interval = interval
         self.max_buffered = max_buffered
-        #: The queue callers may append ``(step, time_us, key, value)`` entries to directly.
+        #: Callers append ``(step, time_us, key, value)`` entries here (atomic, no lock) and
+        #: call :meth:`flush` once it holds ``max_buffered`` of them.
         self.queue: deque[_Point | _Marker] = deque()
-        self._queue = self.queue
         self._series: dict[str, int] = {}
         self._wake = threading.Event()
         self._stopping = False
@@ -78,16 +79,6 @@ class MetricWriter:
 
     # -- the training thread's side ------------------------------------------------------
 
-    def add(self, key: str | tuple[str, ...], step: int, value: Any, timestamp_us: int) -> None:
-        """Queue one point, or with tuples of keys and values several at one step.
-
-        Waits only when ``max_buffered`` items are already queued.
-        """
-        queue = self._queue
-        queue.append((step, timestamp_us, key, value))
-        if len(queue) >= self.max_buffered:
-            self.flush()
-
     def flush(self, timeout: float | None = None) -> None:
         """Write every point queued so far and wait until it is committed.
 
@@ -98,7 +89,7 @@ class MetricWriter:
             self._write_all(self._take())  # the thread stopped; write on the caller's thread
             return
         marker = _Marker()
-        self._queue.append(marker)
+        self.queue.append(marker)
         self._wake.set()
         while not marker.done.wait(0.05 if timeout is None else timeout):
             if not self._thread.is_alive() or timeout is not None:
@@ -129,7 +120,7 @@ class MetricWriter:
             ) from error
 
     def _take(self) -> list[_Point | _Marker]:
-        queue = self._queue
+        queue = self.queue
         count = len(queue)
         return [queue.popleft() for _ in range(count)]
 
@@ -144,11 +135,11 @@ class MetricWriter:
                 except BaseException as exc:  # kept for the training thread to raise
                     self._error = exc
                     # Put the points back at the front so a later flush retries them.
-                    self._queue.extendleft(reversed([i for i in items if type(i) is tuple]))
+                    self.queue.extendleft(reversed([i for i in items if type(i) is tuple]))
                     for item in items:
                         if type(item) is _Marker:
                             item.done.set()
-            if self._stopping and not self._queue:
+            if self._stopping and not self.queue:
                 return
 
     def _write_all(self, items: list[_Point | _Marker]) -> None:

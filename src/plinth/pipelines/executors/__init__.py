@@ -8,6 +8,7 @@ stay in the runner. New executors register a factory by name with :func:`registe
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -21,8 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["EXECUTORS", "Executor", "get_executor", "register_executor"]
 
 
-class Executor:
-    """The interface of an executor (subclass it to add one).
+class Executor(ABC):
+    """The interface of an executor (subclass it to add one; ``submit`` and ``wait`` are
+    required, the other hooks default to doing nothing).
 
     The runner calls :meth:`check` before recording anything, :meth:`open` once, then
     :meth:`submit` and :meth:`wait` until every step is done, and :meth:`close` at the end
@@ -31,24 +33,24 @@ class Executor:
 
     name = "executor"
 
-    def check(self, dag: Dag) -> None:
+    def check(self, dag: Dag) -> None:  # noqa: B027 - an optional hook: doing nothing is right
         """Reject a DAG this executor cannot run (raise a PlinthError); nothing ran yet."""
 
-    def open(self, ws: Workspace) -> None:
+    def open(self, ws: Workspace) -> None:  # noqa: B027 - an optional hook: doing nothing is right
         """Get ready to run steps of ``ws``."""
 
+    @abstractmethod
     def submit(self, call: StepCall) -> None:
         """Start (or queue) one attempt of a step; never blocks on the step."""
-        raise NotImplementedError
 
+    @abstractmethod
     def wait(self, timeout: float | None) -> list[Outcome]:
         """Return the attempts that ended, waiting up to ``timeout`` seconds for one."""
-        raise NotImplementedError
 
-    def cancel(self) -> None:
+    def cancel(self) -> None:  # noqa: B027 - an optional hook: doing nothing is right
         """Stop every attempt still running or queued."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - an optional hook: doing nothing is right
         """Release what :meth:`open` acquired."""
 
 
