@@ -13,9 +13,10 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
-# The quickstart trains a LightGBM model and a PyTorch MLP, so it installs those two extras.
+# The quickstart trains a LightGBM model and a PyTorch MLP and serves the first, so it
+# installs those two extras and the serving one.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[torch,lightgbm]'
+	$(PIP) install --quiet -e '.[torch,lightgbm,serve]'
 	touch $@
 
 $(VENV)/.installed-test: pyproject.toml | $(BIN)/python

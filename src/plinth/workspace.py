@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from plinth.pipelines.service import Pipelines
     from plinth.quality.service import Quality
     from plinth.registry.service import Registry
+    from plinth.serving.deployments import Deployments
     from plinth.storage import ArtifactStore, Storage
     from plinth.tracking import Run
     from plinth.tracking.service import Runs
@@ -145,6 +146,13 @@ class Workspace:
         from plinth.pipelines.service import Pipelines
 
         return Pipelines(self)
+
+    @cached_property
+    def deployments(self) -> Deployments:
+        """Deployments: the versions taking each model's traffic, weights, shadow, rollback."""
+        from plinth.serving.deployments import Deployments
+
+        return Deployments(self)
 
     def init(self) -> dict[str, Any]:
         """Create the workspace folder, the catalog schema and the storage root; idempotent.

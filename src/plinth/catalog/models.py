@@ -531,3 +531,35 @@ class StepCacheEntry(Base):
     outputs: Mapped[dict[str, Any]] = mapped_column(JSON)
     pipeline_run_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Deployment(Base):
+    """A deployment's current spec: the versions serving a model's traffic and their weights."""
+
+    __tablename__ = "deployments"
+
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    revision: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    target: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(String(256))
+
+
+class DeploymentRevision(Base):
+    """One revision of a deployment's spec, kept so any earlier one can be rolled back to."""
+
+    __tablename__ = "deployment_revisions"
+    __table_args__ = (UniqueConstraint("deployment", "revision", name="uq_deployment_revision"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    deployment: Mapped[str] = mapped_column(String(128))
+    revision: Mapped[int] = mapped_column(Integer)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    target: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    by: Mapped[str] = mapped_column(String(256))

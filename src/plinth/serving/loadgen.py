@@ -1,0 +1,279 @@
+"""An open-loop HTTP load generator: requests at a fixed rate, latency from the schedule.
+
+Each request is due at ``start + i / rate``; its latency runs from that due time, not from
+when a connection happened to be free, so a slow server cannot hide its queueing
+(coordinated omission). Requests go over keep-alive HTTP/1.1 connections opened as needed up
+to ``connections``. The client is plain asyncio sockets with pre-built request bytes, so one
+core can offer several thousand requests per second and the server, not the client, is what
+gets measured.
+
+The result is the load-test JSON that ``plinth capacity`` reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import numpy as np
+
+from plinth.errors import ConfigError
+
+
+@dataclass
+class StepResult:
+    """What one rate step measured: achieved rate, errors and latency percentiles."""
+
+    rate: float
+    achieved: float
+    duration_s: float
+    requests: int
+    errors: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+    statuses: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The step as the load-test JSON writes it."""
+        return {
+            "rate": self.rate,
+            "achieved": round(self.achieved, 2),
+            "duration_s": round(self.duration_s, 3),
+            "requests": self.requests,
+            "errors": self.errors,
+            "p50_ms": round(self.p50_ms, 3),
+            "p95_ms": round(self.p95_ms, 3),
+            "p99_ms": round(self.p99_ms, 3),
+            "max_ms": round(self.max_ms, 3),
+            "statuses": dict(self.statuses),
+        }
+
+
+@dataclass
+class LoadResult:
+    """A whole load test: the target and one :class:`StepResult` per offered rate."""
+
+    url: str
+    model: str | None
+    workers: int
+    cpus: int
+    started_at: str
+    steps: list[StepResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The load-test JSON (the format ``plinth capacity`` reads)."""
+        return {
+            "url": self.url,
+            "model": self.model,
+            "workers": self.workers,
+            "cpus": self.cpus,
+            "started_at": self.started_at,
+            "steps": [s.to_dict() for s in self.steps],
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write the JSON to ``path`` and return it."""
+        target = Path(path)
+        target.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        return target
+
+
+def _request_bytes(host: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [
+        f"POST {path} HTTP/1.1",
+        f"Host: {host}",
+        "Content-Type: application/json",
+        f"Content-Length: {len(body)}",
+        *(f"{k}: {v}" for k, v in headers.items()),
+    ]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+class _Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    async def exchange(self, payload: bytes) -> tuple[int, bytes]:
+        self.writer.write(payload)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head[9:12])
+        length = 0
+        chunked = False
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            lowered = name.strip().lower()
+            if lowered == b"content-length":
+                length = int(value)
+            elif lowered == b"transfer-encoding" and b"chunked" in value.lower():
+                chunked = True
+        if chunked:
+            body = bytearray()
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).strip(), 16)
+                chunk = await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                body += chunk[:-2]
+            return status, bytes(body)
+        return status, await self.reader.readexactly(length) if length else b""
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def _run_step(
+    host: str,
+    port: int,
+    payloads: Sequence[bytes],
+    rate: float,
+    duration_s: float,
+    connections: int,
+    timeout_s: float,
+) -> StepResult:
+    total = max(1, int(rate * duration_s))
+    idle: list[_Connection] = []
+    opened = 0
+    slots = asyncio.Semaphore(connections)
+    latencies = np.full(total, np.nan)
+    statuses: dict[str, int] = {}
+    # perf_counter, not loop.time(): libuv's clock ticks in whole milliseconds.
+    clock = time.perf_counter
+    start = clock() + 0.05
+
+    async def one(i: int, due: float) -> None:
+        nonlocal opened
+        async with slots:
+            conn = idle.pop() if idle else None
+            try:
+                if conn is None:
+                    reader, writer = await asyncio.open_connection(host, port)
+                    opened += 1
+                    conn = _Connection(reader, writer)
+                status, _ = await asyncio.wait_for(
+                    conn.exchange(payloads[i % len(payloads)]), timeout_s
+                )
+                latencies[i] = clock() - due
+                key = str(status)
+                idle.append(conn)
+            except (TimeoutError, OSError, asyncio.IncompleteReadError, ValueError) as e:
+                key = type(e).__name__
+                if conn is not None:
+                    conn.close()
+            statuses[key] = statuses.get(key, 0) + 1
+
+    tasks = []
+    for i in range(total):
+        due = start + i / rate
+        delay = due - clock()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.ensure_future(one(i, due)))
+    await asyncio.gather(*tasks)
+    elapsed = clock() - start
+    for conn in idle:
+        conn.close()
+    done = latencies[~np.isnan(latencies)] * 1000.0
+    ok = sum(n for k, n in statuses.items() if k.startswith("2"))
+    pct = np.percentile(done, [50, 95, 99]) if done.size else np.full(3, np.nan)
+    return StepResult(
+        rate=rate,
+        achieved=ok / elapsed if elapsed > 0 else 0.0,
+        duration_s=elapsed,
+        requests=total,
+        errors=total - ok,
+        p50_ms=float(pct[0]),
+        p95_ms=float(pct[1]),
+        p99_ms=float(pct[2]),
+        max_ms=float(done.max()) if done.size else float("nan"),
+        statuses=statuses,
+    )
+
+
+def load_test(
+    url: str,
+    bodies: Sequence[bytes | dict[str, Any]],
+    rates: Sequence[float],
+    *,
+    duration_s: float = 10.0,
+    connections: int = 64,
+    timeout_s: float = 10.0,
+    headers: dict[str, str] | None = None,
+    model: str | None = None,
+    workers: int = 1,
+) -> LoadResult:
+    """Offer each rate in ``rates`` for ``duration_s`` seconds and measure the answers.
+
+    ``bodies`` are sent in turn (JSON objects are encoded once, up front).
+
+    Example:
+        >>> # load_test("http://127.0.0.1:8080/v1/models/delay/predict",
+        >>> #           [{"records": [{"origin": "JFK", ...}]}], rates=[100, 300]).steps[0].p99_ms
+    """
+    import os
+
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ConfigError(
+            f"Cannot load-test '{url}'.", hint="Give an http://HOST:PORT/PATH address."
+        )
+    if not bodies:
+        raise ConfigError("No request bodies to send.", hint="Pass at least one body.")
+    host = parts.hostname
+    port = parts.port or 80
+    path = parts.path or "/"
+    encoded = [b if isinstance(b, bytes) else json.dumps(b).encode() for b in bodies]
+    payloads = [_request_bytes(f"{host}:{port}", path, b, headers or {}) for b in encoded]
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+
+    async def run_all() -> list[StepResult]:
+        return [
+            await _run_step(host, port, payloads, float(r), duration_s, connections, timeout_s)
+            for r in rates
+        ]
+
+    steps = _run(run_all())
+    return LoadResult(url, model, workers, os.cpu_count() or 1, started, steps)
+
+
+def _run(coro: Any) -> Any:
+    try:
+        import uvloop
+
+        return uvloop.run(coro)
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        return asyncio.run(coro)
+
+
+def wait_ready(base_url: str, timeout_s: float = 60.0) -> float:
+    """Poll ``/v2/health/ready`` until it answers 200; return the seconds it took.
+
+    Example:
+        >>> # wait_ready("http://127.0.0.1:8080")
+    """
+    import urllib.error
+    import urllib.request
+
+    begin = time.monotonic()
+    while True:
+        try:
+            with urllib.request.urlopen(f"{base_url}/v2/health/ready", timeout=2) as answer:
+                if answer.status == 200:
+                    return time.monotonic() - begin
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() - begin > timeout_s:
+            raise ConfigError(
+                f"The server at {base_url} was not ready after {timeout_s:.0f} s.",
+                hint="Look at the server's log for a model that failed to load.",
+            )
+        time.sleep(0.1)
