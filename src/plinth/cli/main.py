@@ -11,6 +11,7 @@ import sys
 import typer
 
 from plinth.cli import (
+    capacity_cmd,
     ci_cmds,
     features_cmds,
     lake_cmds,
@@ -20,6 +21,7 @@ from plinth.cli import (
     quality_cmds,
     quickstart_cmd,
     runs_cmds,
+    serve_cmds,
     train_cmds,
     workspace_cmds,
 )
@@ -42,6 +44,8 @@ pipeline_cmds.register(app)
 models_cmds.register(app)
 train_cmds.register(app)
 ci_cmds.register(app)
+serve_cmds.register(app)
+capacity_cmd.register(app)
 quickstart_cmd.register(app)
 
 

@@ -12,18 +12,20 @@ from plinth.errors import ConfigError
 class ServeOptions:
     """How ``plinth serve`` batches, limits, logs and reloads.
 
-    ``max_batch_rows``/``max_wait_ms``: a micro-batch holds at most this many rows, and no
-    request waits longer than this for company (``batching=False`` predicts each request
-    alone). ``max_queue_rows``: beyond this many waiting rows per version, requests get 503
-    with Retry-After. ``max_body_bytes``: larger bodies get 413 before they are parsed.
-    ``log_predictions``: append every answer to the lake table ``predictions__<model>``
-    through a queue of ``log_queue_rows`` rows, flushed every ``log_flush_s`` seconds and on
-    shutdown. ``reload_interval_s``: how often the catalog is polled for moved aliases and
-    changed deployments (0 turns hot reload off).
+        ``max_batch_rows``/``max_wait_ms``: a micro-batch holds at most this many rows, and no
+        request waits longer than this for company (``batching=False`` predicts each request
+        alone). ``max_queue_rows``: beyond this many waiting rows per version, requests get 503
+        with Retry-After. ``max_body_bytes``: larger bodies get 413 before they are parsed.
+        ``log_predictions``: append every answer to the lake table ``predictions__<model>``
+        through a queue of ``log_queue_rows`` rows, flushed every ``log_flush_s`` seconds and on
+        shutdown. ``reload_interval_s``: how often the catalog is polled for moved aliases and
+        changed deployments (0 turns hot reload off). ``background_load``: answer liveness at once
+    and load the models behind it (readiness says when they are in); off, startup itself loads
+    them (Ray Serve replicas, which take traffic as soon as startup ends).
 
-    Example:
-        >>> ServeOptions(max_wait_ms=5).max_batch_rows
-        64
+        Example:
+            >>> ServeOptions(max_wait_ms=5).max_batch_rows
+            64
     """
 
     max_batch_rows: int = 64
@@ -36,6 +38,7 @@ class ServeOptions:
     log_flush_s: float = 2.0
     reload_interval_s: float = 1.0
     online_features: bool = True
+    background_load: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

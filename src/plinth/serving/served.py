@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from plinth.errors import PlinthError
 from plinth.serving.batcher import Batcher, Job
 from plinth.serving.inputs import Columns, InputSchema
 from plinth.serving.online import OnlineFeatures
@@ -27,6 +28,12 @@ if TYPE_CHECKING:
 
 #: Flavors whose predict takes any number of rows at once.
 VECTORIZABLE = {"lightgbm", "xgboost", "sklearn", "onnx", "pytorch"}
+
+
+class PredictionError(PlinthError):
+    """The model raised on a request's input (for example a null it does not accept)."""
+
+    status_code = 422
 
 
 @dataclass
@@ -151,7 +158,17 @@ class ServedVersion:
                 offset += job.n
             inputs[name] = values
         begin = time.perf_counter()
-        predictions = self.predictor(inputs, total)
+        try:
+            predictions = self.predictor(inputs, total)
+        except PlinthError:
+            raise
+        except Exception as exc:
+            raise PredictionError(
+                f"Model {self.label} could not predict on this input: "
+                f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}",
+                hint="Check the values sent; online features that are missing or expired "
+                "arrive as nulls, which this model may not accept.",
+            ) from exc
         predict_s = time.perf_counter() - begin
         if len(jobs) == 1:
             return [Answer(predictions, inputs, predict_s, lookup_s, total)]

@@ -111,6 +111,11 @@ class ServingState:
         """Start loading every model in the background; readiness turns true when done."""
         if self.plog is not None:
             self.plog.start()
+        if not self.options.background_load:
+            await self._load_all()
+            if self.load_error:
+                raise ConfigError(f"Loading the models failed: {self.load_error}")
+            return
         self._tasks.append(asyncio.get_running_loop().create_task(self._load_all()))
 
     async def _load_all(self) -> None:
