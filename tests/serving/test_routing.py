@@ -20,7 +20,7 @@ def test_a_10_percent_canary_gets_10_percent_of_10000_requests(ws, harness):
     async def body(client):
         versions: Counter[int] = Counter()
         routes: Counter[str] = Counter()
-        for start in range(0, 10_000, 500):
+        for _ in range(20):
             answers = await asyncio.gather(
                 *(client.post("/v1/models/risk/predict", json=ONE) for _ in range(500))
             )
