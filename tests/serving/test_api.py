@@ -273,3 +273,14 @@ def test_every_answer_is_logged_to_the_lake_with_inputs_and_features(ws, harness
     np.testing.assert_allclose(first["prediction"], answers[0].json()["predictions"])
     assert (first["route"] == "primary").all() and (first["model_version"] == 1).all()
     assert str(first["event_time"].iloc[0]).startswith("2024-01-02")
+
+
+def test_a_request_with_every_feature_needs_no_entity_key(ws, harness):
+    async def body(client):
+        return await client.post(
+            "/v1/models/risk/predict", json={"records": [{"x": 1.0, "scores__score": 0.3}]}
+        )
+
+    answer = harness().run(body)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["server-timing"].endswith("features;dur=0.000")

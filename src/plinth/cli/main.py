@@ -17,6 +17,7 @@ from plinth.cli import (
     lake_cmds,
     models_cmds,
     observe_cmds,
+    optimize_cmd,
     pipeline_cmds,
     quality_cmds,
     quickstart_cmd,
@@ -46,6 +47,7 @@ train_cmds.register(app)
 ci_cmds.register(app)
 serve_cmds.register(app)
 capacity_cmd.register(app)
+optimize_cmd.register(app)
 quickstart_cmd.register(app)
 
 

@@ -104,8 +104,8 @@ class InputSchema:
 
     ``columns`` are the signature's (name, kind) pairs; ``fetched`` are the ones the server
     reads from the online store (a request may still send them, as request-time values);
-    ``keys`` are the entity keys the lookup needs, accepted even when the model does not
-    take them.
+    ``keys`` are the entity keys the lookup needs (required unless the request carries every
+    fetched feature itself), accepted even when the model does not take them.
 
     Example:
         >>> schema = InputSchema([("hour", "integer"), ("temp", "float")], fetched={"temp"},
@@ -140,7 +140,8 @@ class InputSchema:
                     f"Field '{name}' is missing; the model requires it.",
                     hint=f"Send the fields: {', '.join(self.required + self._only_keys())}.",
                 )
-        for name in self.keys:
+        needs_lookup = any(name not in columns for name in self.fetched)
+        for name in self.keys if needs_lookup else ():
             if name not in columns:
                 raise SchemaMismatchError(
                     f"Field '{name}' is missing; the online feature lookup needs it as an "

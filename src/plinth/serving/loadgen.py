@@ -199,6 +199,100 @@ async def _run_step(
     )
 
 
+async def _run_closed(
+    host: str,
+    port: int,
+    payloads: Sequence[bytes],
+    duration_s: float,
+    connections: int,
+    timeout_s: float,
+) -> StepResult:
+    clock = time.perf_counter
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    start = clock()
+    end = start + duration_s
+
+    async def worker(offset: int) -> None:
+        reader, writer = await asyncio.open_connection(host, port)
+        conn = _Connection(reader, writer)
+        i = offset
+        try:
+            while clock() < end:
+                begin = clock()
+                try:
+                    status, _ = await asyncio.wait_for(
+                        conn.exchange(payloads[i % len(payloads)]), timeout_s
+                    )
+                    key = str(status)
+                    latencies.append(clock() - begin)
+                except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
+                    key = type(e).__name__
+                    conn.close()
+                    reader, writer = await asyncio.open_connection(host, port)
+                    conn = _Connection(reader, writer)
+                statuses[key] = statuses.get(key, 0) + 1
+                i += connections
+        finally:
+            conn.close()
+
+    await asyncio.gather(*(worker(i) for i in range(connections)))
+    elapsed = clock() - start
+    done = np.asarray(latencies) * 1000.0
+    total = sum(statuses.values())
+    ok = sum(n for k, n in statuses.items() if k.startswith("2"))
+    pct = np.percentile(done, [50, 95, 99]) if done.size else np.full(3, np.nan)
+    return StepResult(
+        rate=float("inf"),
+        achieved=ok / elapsed,
+        duration_s=elapsed,
+        requests=total,
+        errors=total - ok,
+        p50_ms=float(pct[0]),
+        p95_ms=float(pct[1]),
+        p99_ms=float(pct[2]),
+        max_ms=float(done.max()) if done.size else float("nan"),
+        statuses=statuses,
+    )
+
+
+def saturate(
+    url: str,
+    bodies: Sequence[bytes | dict[str, Any]],
+    *,
+    duration_s: float = 10.0,
+    connections: int = 64,
+    timeout_s: float = 10.0,
+) -> StepResult:
+    """Closed loop: ``connections`` clients each send the next request as soon as the last
+    is answered; the answered rate is the server's throughput at saturation.
+
+    Example:
+        >>> # saturate("http://127.0.0.1:8080/v1/models/m/predict", [body]).achieved
+    """
+    host, port, path = _target(url)
+    payloads = _payloads(host, port, path, bodies, {})
+    return _run(_run_closed(host, port, payloads, duration_s, connections, timeout_s))
+
+
+def _target(url: str) -> tuple[str, int, str]:
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        raise ConfigError(
+            f"Cannot load-test '{url}'.", hint="Give an http://HOST:PORT/PATH address."
+        )
+    return parts.hostname, parts.port or 80, parts.path or "/"
+
+
+def _payloads(
+    host: str, port: int, path: str, bodies: Sequence[Any], headers: dict[str, str]
+) -> list[bytes]:
+    if not bodies:
+        raise ConfigError("No request bodies to send.", hint="Pass at least one body.")
+    encoded = [b if isinstance(b, bytes) else json.dumps(b).encode() for b in bodies]
+    return [_request_bytes(f"{host}:{port}", path, b, headers) for b in encoded]
+
+
 def load_test(
     url: str,
     bodies: Sequence[bytes | dict[str, Any]],
@@ -221,18 +315,10 @@ def load_test(
     """
     import os
 
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ConfigError(
-            f"Cannot load-test '{url}'.", hint="Give an http://HOST:PORT/PATH address."
-        )
-    if not bodies:
-        raise ConfigError("No request bodies to send.", hint="Pass at least one body.")
-    host = parts.hostname
-    port = parts.port or 80
-    path = parts.path or "/"
-    encoded = [b if isinstance(b, bytes) else json.dumps(b).encode() for b in bodies]
-    payloads = [_request_bytes(f"{host}:{port}", path, b, headers or {}) for b in encoded]
+    host, port, path = _target(url)
+    if any(r <= 0 for r in rates):
+        raise ConfigError("Request rates must be positive.", hint="Use e.g. --rates 100,300.")
+    payloads = _payloads(host, port, path, bodies, headers or {})
     started = datetime.now(UTC).isoformat(timespec="seconds")
 
     async def run_all() -> list[StepResult]:

@@ -2,8 +2,9 @@
 
 The loaded model is an ``onnxruntime.InferenceSession`` on the CPU. A model with one input
 gets the whole input as a matrix (a DataFrame's columns in the signature's order); a model
-with one input per column gets each column as an ``[n, 1]`` array. The prediction is the
-first output, or the output named by ``meta["output"]``.
+with one input per column gets each column as an ``[n, 1]`` array (missing values of a
+string input as empty strings). The prediction is the first output, or the output named by
+``meta["output"]``.
 
 Example:
     >>> # files, meta = save(model_proto); predict(load(files, meta), frame, meta)
@@ -73,29 +74,40 @@ def _array(values: Any, onnx_type: str) -> Any:
     import numpy as np
 
     dtype = _NUMPY_TYPES.get(onnx_type, "float32")
+    if dtype == "object":
+        import pandas as pd
+
+        array = np.asarray(values, dtype=object)
+        return np.where(pd.isna(array), "", array.astype(str)).astype(object)
     return np.ascontiguousarray(np.asarray(values).astype(dtype, copy=False))
 
 
-def predict(session: Any, data: Any, meta: Mapping[str, Any]) -> Any:
-    """Run the session and return one output (the first, or ``meta["output"]``)."""
+def feed(session: Any, data: Any) -> dict[str, Any]:
+    """The session's inputs from ``data``: one matrix, or one ``[n, 1]`` array per column.
+
+    Example:
+        >>> # session.run(None, feed(session, frame))
+    """
     inputs = session.get_inputs()
     is_frame = hasattr(data, "columns")
     if len(inputs) == 1:
         values = data.to_numpy() if is_frame else data
-        feed = {inputs[0].name: _array(values, inputs[0].type)}
-    else:
-        if not is_frame:
-            raise SchemaMismatchError(
-                f"The ONNX model takes {len(inputs)} named inputs; pass a DataFrame with "
-                "those columns."
-            )
-        missing = [i.name for i in inputs if i.name not in data.columns]
-        if missing:
-            raise SchemaMismatchError(f"The input lacks column '{missing[0]}' of the ONNX model.")
-        feed = {i.name: _array(data[i.name].to_numpy().reshape(-1, 1), i.type) for i in inputs}
+        return {inputs[0].name: _array(values, inputs[0].type)}
+    if not is_frame:
+        raise SchemaMismatchError(
+            f"The ONNX model takes {len(inputs)} named inputs; pass a DataFrame with those columns."
+        )
+    missing = [i.name for i in inputs if i.name not in data.columns]
+    if missing:
+        raise SchemaMismatchError(f"The input lacks column '{missing[0]}' of the ONNX model.")
+    return {i.name: _array(data[i.name].to_numpy().reshape(-1, 1), i.type) for i in inputs}
+
+
+def predict(session: Any, data: Any, meta: Mapping[str, Any]) -> Any:
+    """Run the session and return one output (the first, or ``meta["output"]``)."""
     wanted = meta.get("output")
     names = [wanted] if wanted else [session.get_outputs()[0].name]
-    return session.run(names, feed)[0]
+    return session.run(names, feed(session, data))[0]
 
 
 def feature_names(model: Any) -> list[str] | None:

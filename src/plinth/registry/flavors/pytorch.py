@@ -85,6 +85,8 @@ def to_tensor(data: Any) -> Any:
     if hasattr(data, "to_numpy") and hasattr(data, "columns"):
         data = data.to_numpy(dtype=np.float32)
     array = np.ascontiguousarray(data)
+    if not array.flags.writeable:
+        array = array.copy()  # torch warns on (and may not honour) read-only memory
     return torch.from_numpy(array)
 
 
