@@ -19,6 +19,7 @@ from plinth.cli import (
     observe_cmds,
     optimize_cmd,
     pipeline_cmds,
+    predict_cmd,
     quality_cmds,
     quickstart_cmd,
     runs_cmds,
@@ -48,6 +49,7 @@ ci_cmds.register(app)
 serve_cmds.register(app)
 capacity_cmd.register(app)
 optimize_cmd.register(app)
+predict_cmd.register(app)
 quickstart_cmd.register(app)
 
 
