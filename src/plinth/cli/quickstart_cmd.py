@@ -86,6 +86,8 @@ def quickstart(home: HomeOption = None) -> None:
     console.print("  plinth pipeline runs               the two pipeline runs, the second cached")
     console.print("  plinth models show delay@champion  the promoted model, its data and gate")
     console.print("  plinth models card delay@champion  model card with EU AI Act Annex IV fields")
+    console.print("  plinth serve delay@champion        the inference API on http://127.0.0.1:8080")
+    console.print("  plinth table show predictions__delay   every prediction served, with features")
 
 
 def _features(ws):  # type: ignore[no-untyped-def]
@@ -124,6 +126,7 @@ def _training(ws):  # type: ignore[no-untyped-def]
         return
     _pipeline(ws)
     _mlp(ws)
+    _serve(ws)
 
 
 def _pipeline(ws):  # type: ignore[no-untyped-def]
@@ -189,6 +192,60 @@ def _mlp(ws):  # type: ignore[no-untyped-def]
         else "no metrics"
     )
     console.print(f"Run {result.run_id}: MLP on 2 DDP ranks {result.status}, {figures}.")
+
+
+def _serve(ws):  # type: ignore[no-untyped-def]
+    """Serve delay@champion in the background, replay July-December flights by entity key,
+    shut the server down gracefully and check that every answer was logged."""
+    import importlib.util
+
+    from plinth.cli.output import console
+
+    if importlib.util.find_spec("fastapi") is None or importlib.util.find_spec("uvicorn") is None:
+        console.print(
+            "Skipping serving: install the 'serve' extra (pip install 'plinth-ai[serve]')."
+        )
+        return
+    from plinth.examples.flights.serve import replay
+    from plinth.serving.background import BackgroundServer
+    from plinth.serving.prediction_log import log_table
+
+    before = _logged(ws, log_table("delay"))
+    with console.status("Serving delay@champion in the background") as status:
+        server = BackgroundServer(ws, ["delay@champion"])
+        try:
+            status.update(f"Replaying July-December flights against {server.base}")
+            result = replay(
+                ws,
+                f"{server.base}/v1/models/delay/predict",
+                on_hour=lambda done, total: status.update(
+                    f"Replaying July-December flights against {server.base}: hour {done}/{total}"
+                ),
+            )
+        finally:
+            server.stop()
+    logged = _logged(ws, log_table("delay")) - before
+    pct = result.percentiles()
+    console.print(
+        f"Served {result.answered:,} of {result.requests:,} flights from {result.hours} hours of "
+        f"July-December by entity key (weather and plane features read online): latency p50 "
+        f"{pct['p50']:.2f} ms, p95 {pct['p95']:.2f} ms, p99 {pct['p99']:.2f} ms."
+    )
+    verdict = "every answer" if logged == result.answered else "NOT every answer"
+    console.print(
+        f"Graceful shutdown: {logged:,} predictions logged to {log_table('delay')}, "
+        f"{verdict} ({result.answered:,} sent)."
+    )
+
+
+def _logged(ws, table):  # type: ignore[no-untyped-def]
+    from plinth.errors import NotFoundError
+
+    try:
+        latest = ws.lake.table(table).latest
+    except NotFoundError:
+        return 0
+    return latest.row_count if latest is not None else 0
 
 
 def _ingest_result(ws, ingest_id):  # type: ignore[no-untyped-def]

@@ -41,6 +41,7 @@ class StepResult:
     p99_ms: float
     max_ms: float
     statuses: dict[str, int] = field(default_factory=dict)
+    latencies_ms: Any = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The step as the load-test JSON writes it."""
@@ -140,7 +141,7 @@ async def _run_step(
     connections: int,
     timeout_s: float,
 ) -> StepResult:
-    total = max(1, int(rate * duration_s))
+    total = max(1, round(rate * duration_s))
     idle: list[_Connection] = []
     opened = 0
     slots = asyncio.Semaphore(connections)
@@ -186,6 +187,7 @@ async def _run_step(
     ok = sum(n for k, n in statuses.items() if k.startswith("2"))
     pct = np.percentile(done, [50, 95, 99]) if done.size else np.full(3, np.nan)
     return StepResult(
+        latencies_ms=done,
         rate=rate,
         achieved=ok / elapsed if elapsed > 0 else 0.0,
         duration_s=elapsed,
@@ -258,7 +260,7 @@ async def _run_closed(
 
 def saturate(
     url: str,
-    bodies: Sequence[bytes | dict[str, Any]],
+    bodies: Sequence[Any],
     *,
     duration_s: float = 10.0,
     connections: int = 64,
@@ -289,13 +291,17 @@ def _payloads(
 ) -> list[bytes]:
     if not bodies:
         raise ConfigError("No request bodies to send.", hint="Pass at least one body.")
-    encoded = [b if isinstance(b, bytes) else json.dumps(b).encode() for b in bodies]
-    return [_request_bytes(f"{host}:{port}", path, b, headers) for b in encoded]
+    out = []
+    for item in bodies:
+        body, extra = item if isinstance(item, tuple) else (item, {})
+        encoded = body if isinstance(body, bytes) else json.dumps(body).encode()
+        out.append(_request_bytes(f"{host}:{port}", path, encoded, {**headers, **extra}))
+    return out
 
 
 def load_test(
     url: str,
-    bodies: Sequence[bytes | dict[str, Any]],
+    bodies: Sequence[Any],
     rates: Sequence[float],
     *,
     duration_s: float = 10.0,
@@ -307,7 +313,8 @@ def load_test(
 ) -> LoadResult:
     """Offer each rate in ``rates`` for ``duration_s`` seconds and measure the answers.
 
-    ``bodies`` are sent in turn (JSON objects are encoded once, up front).
+    ``bodies`` are sent in turn (JSON objects are encoded once, up front); an item may be a
+    ``(body, headers)`` pair, e.g. to give each request its own ``X-Request-ID``.
 
     Example:
         >>> # load_test("http://127.0.0.1:8080/v1/models/delay/predict",
