@@ -22,9 +22,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,46 +33,18 @@ from common import verdict
 
 import plinth
 from plinth._core.settings import Settings
-from plinth.serving.loadgen import load_test, saturate, wait_ready
+from plinth.serving.background import BackgroundServer
+from plinth.serving.loadgen import load_test, saturate
 
 AS_OF = "2013-12-31T23:30:00Z"  # the online store's newest weather is from that evening
 
 
-def free_port() -> int:
-    """A free TCP port on loopback."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """A ``plinth serve`` process for the benchmark."""
-
-    def __init__(self, home: Path, uri: str, *args: str) -> None:
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "plinth.cli.main",
-                "serve",
-                uri,
-                "--port",
-                str(self.port),
-                *args,
-            ],
-            env={**os.environ, "PLINTH_HOME": str(home)},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_ready(self.base, timeout_s=120)
-        time.sleep(1.0)  # let the prediction log writer finish starting
-
-    def stop(self) -> None:
-        """Graceful stop: SIGTERM and wait."""
-        self.process.send_signal(signal.SIGTERM)
-        self.process.wait(120)
+def start(ws: plinth.Workspace, uri: str, *args: str) -> BackgroundServer:
+    """A ``plinth serve`` process, given a moment after readiness to settle (its prediction
+    log writer is still starting)."""
+    server = BackgroundServer(ws, [uri], *args)
+    time.sleep(1.5)
+    return server
 
 
 def flights_requests(ws: plinth.Workspace, count: int) -> tuple[list[dict], list[dict]]:
@@ -168,14 +137,16 @@ def main(argv: list[str] | None = None) -> int:
     ws = plinth.Workspace(settings=Settings(home=home))
     keys, full = flights_requests(ws, 2000)
     hgb_uri, _, hgb_rows = register_sklearn(ws)
+    plain = hgb_rows.astype(object).where(hgb_rows.notna(), None).to_dict("records")
     hgb_bodies = [
-        {"records": [{k: float(v) for k, v in row.items()}]} for row in hgb_rows.to_dict("records")
+        {"records": [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()}]}
+        for row in plain
     ]
     rows_before = _logged(ws)
     duration = args.duration
     url = "/v1/models/delay/predict"
 
-    server = Server(home, "delay@champion")
+    server = start(ws, "delay@champion")
     try:
         warm = load_test(server.base + url, keys[:200], [200], duration_s=2).steps[0]
         lookup = load_test(server.base + url, keys, [300], duration_s=duration).steps[0]
@@ -213,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     hgb_url = f"/v1/models/{hgb_uri.split(':')[0]}/predict"
     figures = {}
     for label, extra in (("unbatched", ["--no-batching"]), ("batched", [])):
-        srv = Server(home, hgb_uri, "--no-log", *extra)
+        srv = start(ws, hgb_uri, "--no-log", *extra)
         try:
             load_test(srv.base + hgb_url, hgb_bodies, [200], duration_s=2)
             saturated = saturate(srv.base + hgb_url, hgb_bodies, duration_s=duration)
@@ -231,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     moderate = 0.5 * figures["unbatched"].achieved
     below = {}
     for label, extra in (("unbatched", ["--no-batching"]), ("batched", [])):
-        srv = Server(home, hgb_uri, "--no-log", *extra)
+        srv = start(ws, hgb_uri, "--no-log", *extra)
         try:
             below[label] = load_test(
                 srv.base + hgb_url, hgb_bodies, [moderate], duration_s=duration
@@ -248,12 +219,12 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     # Graceful restart: everything answered before and after is in the log.
-    restart = Server(home, "delay@champion")
+    restart = start(ws, "delay@champion")
     try:
         first = load_test(restart.base + url, full, [500], duration_s=3).steps[0]
     finally:
         restart.stop()
-    restart = Server(home, "delay@champion")
+    restart = start(ws, "delay@champion")
     try:
         second = load_test(restart.base + url, full, [500], duration_s=3).steps[0]
     finally:

@@ -4,11 +4,6 @@ with every answer logged, several workers, the load tester and the capacity plan
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,45 +12,22 @@ import numpy as np
 import pytest
 
 import plinth
-from plinth.serving.loadgen import wait_ready
+from plinth.serving.background import BackgroundServer
 from tests.serving.conftest import expected
 
 KEYS = [0, 1, 2, 3, 4]
 XS = [0.5, -1.0, 0.25, 2.0, 0.0]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class Server:
-    """A ``plinth serve`` subprocess on a free port."""
+class Server(BackgroundServer):
+    """``plinth serve risk@champion`` on a free port, polling the catalog every 0.2 s."""
 
     def __init__(self, home: Path, *args: str) -> None:
-        self.port = _free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "PLINTH_HOME": str(home), "PLINTH_USER": "tester"}
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "plinth.cli.main",
-                "serve",
-                "risk@champion",
-                "--port",
-                str(self.port),
-                "--reload-interval",
-                "0.2",
-                *args,
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        wait_ready(self.base, timeout_s=90)
+        workspace = plinth.Workspace(settings=plinth.Settings(home=home, user="tester"))
+        try:
+            super().__init__(workspace, ["risk@champion"], "--reload-interval", "0.2", *args)
+        finally:
+            workspace.close()
 
     def post(self, path: str, body: dict) -> dict:
         request = urllib.request.Request(
@@ -63,14 +35,6 @@ class Server:
         )
         with urllib.request.urlopen(request, timeout=10) as answer:
             return json.loads(answer.read())
-
-    def stop(self) -> tuple[int, str]:
-        """SIGTERM, then wait; uvicorn re-raises the signal once it has shut down cleanly,
-        so a graceful exit reads as -SIGTERM (the log counts below prove it was graceful)."""
-        self.process.send_signal(signal.SIGTERM)
-        output, _ = self.process.communicate(timeout=60)
-        code = self.process.returncode
-        return (0 if code == -signal.SIGTERM else code), output
 
 
 @pytest.fixture
@@ -103,8 +67,8 @@ def test_an_unchanged_triton_client_gets_correct_predictions(ws, home):
         np.testing.assert_allclose(json_out.as_numpy("prediction"), want, rtol=1e-9)
         assert json_out.get_response()["model_version"] == "1"
     finally:
-        code, output = server.stop()
-    assert code == 0, output
+        code = server.stop()
+    assert code == 0
 
 
 def test_graceful_shutdown_logs_every_answer(ws, home):
@@ -115,8 +79,8 @@ def test_graceful_shutdown_logs_every_answer(ws, home):
             "/v1/models/risk/predict", {"records": [{"k": i % 5, "x": float(i)}] * (1 + i % 3)}
         )
         answered += len(reply["predictions"])
-    code, output = server.stop()
-    assert code == 0, output
+    code = server.stop()
+    assert code == 0
     with plinth.Workspace(settings=plinth.Settings(home=home, user="tester")) as fresh:
         assert fresh.lake.read("predictions__risk").num_rows == answered
 
@@ -129,8 +93,8 @@ def test_two_workers_share_the_port_and_the_metrics(ws, home):
         with urllib.request.urlopen(server.base + "/metrics", timeout=10) as answer:
             text = answer.read().decode()
     finally:
-        code, output = server.stop()
-    assert code == 0, output
+        code = server.stop()
+    assert code == 0
     line = next(
         ln for ln in text.splitlines() if ln.startswith("plinth_requests_total{") and '"200"' in ln
     )

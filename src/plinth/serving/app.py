@@ -528,6 +528,10 @@ class _FastPaths:
                 kind, name, version = routed
                 request = Request(scope, receive)
                 handler = self.api.predict_v1 if kind == "predict" else self.api.infer_v2
+                inflight = self.api.state.inflight
+                gauge = self.api.metrics.inflight
+                inflight.value += 1
+                gauge.inc()
                 try:
                     response = await handler(request, name, version)
                 except Exception as exc:  # a model that raises must still answer in JSON
@@ -535,6 +539,9 @@ class _FastPaths:
                     response = _json(
                         {"error": {"type": type(exc).__name__, "message": str(exc)}}, 500
                     )
+                finally:
+                    inflight.value -= 1
+                    gauge.dec()
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -2,10 +2,11 @@
 
 Requests queue per model version; one worker takes everything queued (whole requests, up to
 ``max_rows`` rows: rows count, not requests) and runs it as one batch. It waits for more only
-when the recent arrival rate says another request is due before the oldest queued one has
-waited ``max_wait`` — so a lone request is never held back, and no request waits longer than
-``max_wait`` for company. That bounds the added latency: p99 stays within the unbatched p99
-plus ``max_wait``.
+while other requests are already inside the server (being read or checked) and the oldest
+queued one has waited less than ``max_wait`` — so a lone request is never held back, and no
+request waits longer than ``max_wait`` for company. That bounds the added latency: p99 stays
+within the unbatched p99 plus ``max_wait``. Under load, requests that arrive while a batch
+computes queue up and form the next batch without any waiting.
 
 A fast model's batches run inline on the event loop (a thread hop costs more than they do);
 a model whose single-row prediction took longer than ``offload_after`` at warm-up runs its
@@ -54,6 +55,18 @@ class Job:
     future: asyncio.Future[Any] | None = None
 
 
+class Inflight:
+    """How many requests are inside the server now (entered, not yet answered).
+
+    Example:
+        >>> count = Inflight(); count.value += 1; count.value
+        1
+    """
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
 @dataclass
 class BatchStats:
     """Running figures of a batcher, for the metrics endpoint."""
@@ -83,6 +96,7 @@ class Batcher:
         max_queue_rows: int = 4096,
         offload_after_s: float = 0.001,
         on_batch: Callable[[int, float], None] | None = None,
+        inflight: Inflight | None = None,
     ) -> None:
         self.run = run
         self.max_rows = max(1, int(max_rows))
@@ -98,8 +112,8 @@ class Batcher:
         self._wakeup: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._gap = 1.0  # EWMA of seconds between arrivals
-        self._last_arrival = 0.0
+        #: Requests inside the server now (the app counts them); shared by its batchers.
+        self.inflight = inflight if inflight is not None else Inflight()
         self._row_seconds = 0.0  # EWMA of predict seconds per row
         self._batch_seconds = 0.0  # EWMA of seconds per batch
         self._closing = False
@@ -128,10 +142,6 @@ class Batcher:
             self._wakeup = asyncio.Event()
             self._worker = loop.create_task(self._work())
         job.future = loop.create_future()
-        now = job.arrival
-        if self._last_arrival:
-            self._gap = 0.8 * self._gap + 0.2 * (now - self._last_arrival)
-        self._last_arrival = now
         self._queue.append(job)
         self._queued_rows += job.n
         self._wakeup.set()  # type: ignore[union-attr]
@@ -159,7 +169,10 @@ class Batcher:
             deadline = batch[0].arrival + self.max_wait_s
             while rows < self.max_rows and not self._closing:
                 left = deadline - time.perf_counter()
-                if left <= 0 or self._gap > left:
+                # Wait only for requests already inside the server (being read or checked):
+                # a client that sends one request at a time would otherwise pay the wait on
+                # every request and never be batched with anyone.
+                if left <= 0 or self.inflight.value <= len(batch):
                     break
                 self._wakeup.clear()
                 try:

@@ -89,7 +89,7 @@ class PredictionLog:
         *,
         max_rows: int = 100_000,
         flush_s: float = 2.0,
-        send_s: float = 0.2,
+        send_s: float = 0.05,
     ) -> None:
         self.ws = ws
         self.max_rows = max_rows
@@ -264,6 +264,10 @@ def _writer_main(conn: _Pipe) -> None:
     from plinth.workspace import Workspace
 
     kind, (settings, flush_s) = conn.recv()
+    # Background work: requests come first. The log's rows are profiled by monitoring, not
+    # on every append (a profile per flush would cost more than the write).
+    os.nice(10)
+    settings = {**settings, "profile_on_ingest": False}
     ws = Workspace(settings=Settings(**settings))
     buffered: list[LogEntry] = []
     written = 0

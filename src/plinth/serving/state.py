@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from plinth.errors import ConfigError, NotFoundError
 from plinth.registry.uri import parse_uri
+from plinth.serving.batcher import Inflight
 from plinth.serving.deployments import DeploymentSpec
 from plinth.serving.metrics import ServingMetrics
 from plinth.serving.options import ServeOptions
@@ -94,6 +95,7 @@ class ServingState:
         self.loader: Loader = loader or ServedVersion.load
         self.tables: dict[str, RouteTable] = {}
         self.metrics = ServingMetrics()
+        self.inflight = Inflight()
         self.plog = (
             PredictionLog(ws, max_rows=options.log_queue_rows, flush_s=options.log_flush_s)
             if options.log_predictions
@@ -173,6 +175,7 @@ class ServingState:
         served = loaded.get(info.version)
         if served is None:
             served = self.loader(self.ws, info, self.options)
+            served.batcher.inflight = self.inflight
             loaded[info.version] = served
         return served
 
