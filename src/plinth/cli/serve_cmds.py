@@ -64,6 +64,9 @@ def serve(
     no_log: Annotated[
         bool, typer.Option("--no-log", help="Do not log predictions to the lake.")
     ] = False,
+    log_flush: Annotated[
+        float, typer.Option("--log-flush", help="Seconds between prediction log writes.")
+    ] = 5.0,
     reload_interval: Annotated[
         float,
         typer.Option("--reload-interval", help="Seconds between alias/deployment checks (0: off)."),
@@ -84,6 +87,7 @@ def serve(
         batching=not no_batching,
         max_body_bytes=max_body_bytes,
         log_predictions=not no_log,
+        log_flush_s=log_flush,
         reload_interval_s=reload_interval,
     )
     targets = targets_of(uris)

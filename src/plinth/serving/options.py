@@ -35,7 +35,7 @@ class ServeOptions:
     max_body_bytes: int = 1 << 20
     log_predictions: bool = True
     log_queue_rows: int = 100_000
-    log_flush_s: float = 2.0
+    log_flush_s: float = 5.0
     reload_interval_s: float = 1.0
     online_features: bool = True
     background_load: bool = True

@@ -88,7 +88,7 @@ class PredictionLog:
         ws: Workspace,
         *,
         max_rows: int = 100_000,
-        flush_s: float = 2.0,
+        flush_s: float = 5.0,
         send_s: float = 0.05,
     ) -> None:
         self.ws = ws
@@ -266,7 +266,7 @@ def _writer_main(conn: _Pipe) -> None:
     kind, (settings, flush_s) = conn.recv()
     # Background work: requests come first. The log's rows are profiled by monitoring, not
     # on every append (a profile per flush would cost more than the write).
-    os.nice(10)
+    os.nice(19)
     settings = {**settings, "profile_on_ingest": False}
     ws = Workspace(settings=Settings(**settings))
     buffered: list[LogEntry] = []

@@ -214,9 +214,9 @@ class ServingState:
         while not self._stopping:
             await asyncio.sleep(self.options.reload_interval_s)
             try:
-                # Inline on the loop: a sub-millisecond query costs less than a thread hop
-                # and the GIL hand-offs a thread would add to request latency.
-                latest = self._change_token()
+                # On a thread: the catalog may be busy with a writer (the prediction log
+                # commits there), and the event loop must never wait on it.
+                latest = await asyncio.to_thread(self._change_token)
                 if latest == token:
                     continue
                 await self.reload()
