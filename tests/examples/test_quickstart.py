@@ -17,21 +17,22 @@ def test_quickstart_ingests_the_five_tables(capsys, tmp_path):
     assert main(["quickstart", "--home", home]) == 0
     out = capsys.readouterr().out
     assert "plinth tables" in out
+    assert "every answer" in out  # the served replay was logged in full
     assert main(["tables", "--home", home, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     counts = {t["name"]: t["latest"]["row_count"] for t in listed}
     assert {name: counts[name] for name in EXPECTED} == EXPECTED
-    assert {t["name"] for t in listed} == set(EXPECTED)
+    assert {t["name"] for t in listed} == {*EXPECTED, "predictions__delay"}
     flights = next(t for t in listed if t["name"] == "flights")
     assert flights["timestamp_column"] == "time_hour"
     _check_training_runs(home)
+    _check_served(home)
     # A second run finds every table up to date and creates no new version.
     assert main(["quickstart", "--home", home]) == 0
     assert "0 (kept)" in capsys.readouterr().out
     assert main(["tables", "--home", home, "--json"]) == 0
-    assert {t["name"]: t["version_count"] for t in json.loads(capsys.readouterr().out)} == {
-        name: 1 for name in EXPECTED
-    }
+    versions = {t["name"]: t["version_count"] for t in json.loads(capsys.readouterr().out)}
+    assert {name: versions[name] for name in EXPECTED} == {name: 1 for name in EXPECTED}
 
 
 def _check_training_runs(home: str) -> None:
@@ -54,3 +55,17 @@ def _check_training_runs(home: str) -> None:
         "feature_view:weather@1",
     } <= sources
     ws.close()
+
+
+def _check_served(home: str) -> None:
+    """Replayed July-December flights, answered with the hour's weather read online."""
+    import plinth
+
+    with plinth.Workspace(home) as ws:
+        log = ws.lake.read("predictions__delay").to_pandas()
+    assert len(log) > 1000 and (log["model_version"] == 1).all()
+    months = log["event_time"].dt.month
+    assert months.min() == 7 and months.max() == 12
+    assert log["request_id"].str.match(r"2013-\d\d-\d\d-[A-Z0-9]+\d+-(EWR|JFK|LGA)").all()
+    assert log["weather__temp"].notna().mean() > 0.8  # the hour's weather, within its TTL
+    assert log["prediction"].between(0, 1).all()
