@@ -1,4 +1,5 @@
-"""Atomic local file writes: temp file in the same folder, fsync, rename, fsync the folder."""
+"""Local files: atomic writes (temp file in the same folder, fsync, rename, fsync the folder)
+and reads that fail with a clear error."""
 
 from __future__ import annotations
 
@@ -69,3 +70,25 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """
     with atomic_writer(path) as handle:
         handle.write(data)
+
+
+def read_text(
+    path: str | os.PathLike[str], *, what: str, hint: str, error: type[Exception] | None = None
+) -> str:
+    """The UTF-8 text of ``path``; an unreadable file raises ``error`` (a
+    :class:`~plinth.errors.ConfigError` by default) naming ``what`` it is and the reason.
+
+    Example:
+        >>> read_text("/nonexistent", what="the space", hint="Check it.")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        plinth.errors.ConfigError: Cannot read the space '/nonexistent': No such file ...
+    """
+    from plinth.errors import ConfigError
+
+    file = Path(path)
+    try:
+        return file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise (error or ConfigError)(
+            f"Cannot read {what} '{file}': {exc.strerror or exc}.", hint=hint
+        ) from None

@@ -312,12 +312,12 @@ def load_contract(path: str | Path) -> Contract:
     Example:
         >>> # load_contract("contracts/flights.yaml")
     """
-    file = Path(path)
-    try:
-        text = file.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ContractError(
-            f"Cannot read the contract file '{file}': {exc.strerror}.",
-            hint="Check the path; contracts live in contracts/<table>.yaml.",
-        ) from exc
-    return parse_contract(text, str(file))
+    from plinth._core.files import read_text
+
+    text = read_text(
+        path,
+        what="the contract file",
+        hint="Check the path; contracts live in contracts/<table>.yaml.",
+        error=ContractError,
+    )
+    return parse_contract(text, str(path))

@@ -672,19 +672,11 @@ class _RayPool:
         import ray
         from ray import data as ray_data
 
-        self.ray, self.connected = ray, False
-        if not ray.is_initialized():
-            where = address or os.environ.get(RAY_ADDRESS_ENV) or os.environ.get("RAY_ADDRESS")
-            where = where or "auto"
-            try:
-                ray.init(address=where, logging_level="ERROR", log_to_driver=False)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise ConfigError(
-                    f"Cannot connect to a Ray cluster at '{where}': {exc}",
-                    hint="Start one with 'ray start --head' and pass its address "
-                    f"(--ray-address HOST:PORT, or {RAY_ADDRESS_ENV}).",
-                ) from exc
-            self.connected = True
+        from plinth.training.ray_launcher import connect
+
+        self.ray, self.connected = ray, not ray.is_initialized()
+        where = address or os.environ.get(RAY_ADDRESS_ENV) or os.environ.get("RAY_ADDRESS")
+        connect(where or "auto", log_to_driver=False)
         self.context = context = ray_data.DataContext.get_current()
         self.saved = context.execution_options.preserve_order, context.enable_progress_bars
         context.execution_options.preserve_order = True

@@ -16,76 +16,35 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import numpy as np
 
 from plinth.errors import ConfigError
+from plinth.serving.load_result import LoadStep, LoadTestResult
 
 
-@dataclass
-class StepResult:
-    """What one rate step measured: achieved rate, errors and latency percentiles."""
-
-    rate: float
-    achieved: float
-    duration_s: float
-    requests: int
-    errors: int
-    p50_ms: float
-    p95_ms: float
-    p99_ms: float
-    max_ms: float
-    statuses: dict[str, int] = field(default_factory=dict)
-    latencies_ms: Any = field(default=None, repr=False)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The step as the load-test JSON writes it."""
-        return {
-            "rate": self.rate,
-            "achieved": round(self.achieved, 2),
-            "duration_s": round(self.duration_s, 3),
-            "requests": self.requests,
-            "errors": self.errors,
-            "p50_ms": round(self.p50_ms, 3),
-            "p95_ms": round(self.p95_ms, 3),
-            "p99_ms": round(self.p99_ms, 3),
-            "max_ms": round(self.max_ms, 3),
-            "statuses": dict(self.statuses),
-        }
-
-
-@dataclass
-class LoadResult:
-    """A whole load test: the target and one :class:`StepResult` per offered rate."""
-
-    url: str
-    model: str | None
-    workers: int
-    cpus: int
-    started_at: str
-    steps: list[StepResult]
-
-    def to_dict(self) -> dict[str, Any]:
-        """The load-test JSON (the format ``plinth capacity`` reads)."""
-        return {
-            "url": self.url,
-            "model": self.model,
-            "workers": self.workers,
-            "cpus": self.cpus,
-            "started_at": self.started_at,
-            "steps": [s.to_dict() for s in self.steps],
-        }
-
-    def save(self, path: str | Path) -> Path:
-        """Write the JSON to ``path`` and return it."""
-        target = Path(path)
-        target.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        return target
+def _summary(
+    rate: float, total: int, statuses: dict[str, int], seconds: np.ndarray, elapsed: float
+) -> LoadStep:
+    done = seconds * 1000.0
+    ok = sum(n for k, n in statuses.items() if k.startswith("2"))
+    pct = np.percentile(done, [50, 95, 99]) if done.size else np.full(3, np.nan)
+    return LoadStep(
+        rate=rate,
+        achieved=ok / elapsed if elapsed > 0 else 0.0,
+        duration_s=elapsed,
+        requests=total,
+        errors=total - ok,
+        p50_ms=float(pct[0]),
+        p95_ms=float(pct[1]),
+        p99_ms=float(pct[2]),
+        max_ms=float(done.max()) if done.size else float("nan"),
+        statuses=statuses,
+        latencies_ms=done,
+    )
 
 
 def _request_bytes(host: str, path: str, body: bytes, headers: dict[str, str]) -> bytes:
@@ -140,7 +99,7 @@ async def _run_step(
     duration_s: float,
     connections: int,
     timeout_s: float,
-) -> StepResult:
+) -> LoadStep:
     total = max(1, round(rate * duration_s))
     idle: list[_Connection] = []
     opened = 0
@@ -192,22 +151,7 @@ async def _run_step(
     elapsed = clock() - start
     for conn in idle:
         conn.close()
-    done = latencies[~np.isnan(latencies)] * 1000.0
-    ok = sum(n for k, n in statuses.items() if k.startswith("2"))
-    pct = np.percentile(done, [50, 95, 99]) if done.size else np.full(3, np.nan)
-    return StepResult(
-        latencies_ms=done,
-        rate=rate,
-        achieved=ok / elapsed if elapsed > 0 else 0.0,
-        duration_s=elapsed,
-        requests=total,
-        errors=total - ok,
-        p50_ms=float(pct[0]),
-        p95_ms=float(pct[1]),
-        p99_ms=float(pct[2]),
-        max_ms=float(done.max()) if done.size else float("nan"),
-        statuses=statuses,
-    )
+    return _summary(rate, total, statuses, latencies[~np.isnan(latencies)], elapsed)
 
 
 async def _run_closed(
@@ -217,7 +161,7 @@ async def _run_closed(
     duration_s: float,
     connections: int,
     timeout_s: float,
-) -> StepResult:
+) -> LoadStep:
     clock = time.perf_counter
     latencies: list[float] = []
     statuses: dict[str, int] = {}
@@ -249,22 +193,8 @@ async def _run_closed(
 
     await asyncio.gather(*(worker(i) for i in range(connections)))
     elapsed = clock() - start
-    done = np.asarray(latencies) * 1000.0
     total = sum(statuses.values())
-    ok = sum(n for k, n in statuses.items() if k.startswith("2"))
-    pct = np.percentile(done, [50, 95, 99]) if done.size else np.full(3, np.nan)
-    return StepResult(
-        rate=float("inf"),
-        achieved=ok / elapsed,
-        duration_s=elapsed,
-        requests=total,
-        errors=total - ok,
-        p50_ms=float(pct[0]),
-        p95_ms=float(pct[1]),
-        p99_ms=float(pct[2]),
-        max_ms=float(done.max()) if done.size else float("nan"),
-        statuses=statuses,
-    )
+    return _summary(float("inf"), total, statuses, np.asarray(latencies), elapsed)
 
 
 def saturate(
@@ -274,7 +204,7 @@ def saturate(
     duration_s: float = 10.0,
     connections: int = 64,
     timeout_s: float = 10.0,
-) -> StepResult:
+) -> LoadStep:
     """Closed loop: ``connections`` clients each send the next request as soon as the last
     is answered; the answered rate is the server's throughput at saturation.
 
@@ -319,7 +249,7 @@ def load_test(
     headers: dict[str, str] | None = None,
     model: str | None = None,
     workers: int = 1,
-) -> LoadResult:
+) -> LoadTestResult:
     """Offer each rate in ``rates`` for ``duration_s`` seconds and measure the answers.
 
     ``bodies`` are sent in turn (JSON objects are encoded once, up front); an item may be a
@@ -337,14 +267,14 @@ def load_test(
     payloads = _payloads(host, port, path, bodies, headers or {})
     started = datetime.now(UTC).isoformat(timespec="seconds")
 
-    async def run_all() -> list[StepResult]:
+    async def run_all() -> list[LoadStep]:
         return [
             await _run_step(host, port, payloads, float(r), duration_s, connections, timeout_s)
             for r in rates
         ]
 
     steps = _run(run_all())
-    return LoadResult(url, model, workers, os.cpu_count() or 1, started, steps)
+    return LoadTestResult(url, model, workers, os.cpu_count() or 1, started, steps)
 
 
 def _run(coro: Any) -> Any:

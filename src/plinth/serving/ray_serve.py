@@ -91,7 +91,6 @@ def deploy_ray(
         >>> # deploy_ray(ws, ["delay@champion"], RayServeSpec("delay"), address="auto")
     """
     try:
-        import ray
         from ray import serve
     except ImportError as exc:
         raise ConfigError(
@@ -99,6 +98,7 @@ def deploy_ray(
             hint="Install the 'ray' extra: pip install 'plinth-ai[ray,serve]'.",
         ) from exc
     from plinth.serving.state import targets_of
+    from plinth.training.ray_launcher import connect
 
     targets_of(uris)
     for uri in uris:
@@ -106,8 +106,7 @@ def deploy_ray(
             ws.models.resolve(part.strip())
     settings = getattr(ws.settings, "settings", ws.settings)
     opts = replace(options or ServeOptions(), background_load=False)
-    if not ray.is_initialized():
-        ray.init(address=address or "auto", log_to_driver=False)
+    connect(address or "auto", log_to_driver=False)
     serve.start(http_options={"host": spec.host, "port": spec.port})
     deployment = serve.deployment(
         serve.ingress(_builder(settings.model_dump(mode="json"), list(uris), opts.to_dict()))(),
@@ -126,9 +125,9 @@ def undeploy_ray(name: str, *, address: str | None = None) -> None:
     Example:
         >>> # undeploy_ray("delay")
     """
-    import ray
     from ray import serve
 
-    if not ray.is_initialized():
-        ray.init(address=address or "auto", log_to_driver=False)
+    from plinth.training.ray_launcher import connect
+
+    connect(address or "auto", log_to_driver=False)
     serve.delete(name)

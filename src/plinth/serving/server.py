@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from dataclasses import replace
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -89,6 +90,10 @@ def serve(
         finally:
             ws.close()
         return
+    # Workers share one listening socket: a worker must not accept before its models are in
+    # (it would answer 503 while the others are ready), so each loads during its startup,
+    # before uvicorn lets it accept connections.
+    options = replace(options, background_load=False)
     metrics_dir = tempfile.mkdtemp(prefix="plinth-metrics-")
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
     os.environ[SPEC_ENV] = json.dumps(

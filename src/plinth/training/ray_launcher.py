@@ -48,8 +48,10 @@ def require_ray() -> Any:
     return ray
 
 
-def connect(address: str) -> Any:
+def connect(address: str, *, log_to_driver: bool = True) -> Any:
     """Connect this process to the Ray cluster at ``address`` (``auto``: the local one).
+
+    Already connected, it keeps that connection.
 
     Example:
         >>> # ray = connect("127.0.0.1:6379")
@@ -58,7 +60,7 @@ def connect(address: str) -> Any:
     if ray.is_initialized():
         return ray
     try:
-        ray.init(address=address, logging_level="ERROR", log_to_driver=True)
+        ray.init(address=address, logging_level="ERROR", log_to_driver=log_to_driver)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise ConfigError(
             f"Cannot connect to a Ray cluster at '{address}': {exc}",

@@ -131,14 +131,12 @@ def load_space(path: str | Path) -> dict[str, Dimension]:
     """
     import yaml
 
+    from plinth._core.files import read_text
+
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(
-            f"Cannot read the search space '{path}': {exc.strerror or exc}.",
-            hint="Pass the path of a YAML file with --space.",
-        ) from exc
+    text = read_text(
+        path, what="the search space", hint="Pass the path of a YAML file with --space."
+    )
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
