@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from dataclasses import replace
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from plinth.errors import ConfigError
