@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: quickstart test install install-test services-deps lint format bench clean
+.PHONY: quickstart test install install-test services-deps lint format bench clean constraints
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -15,12 +15,12 @@ $(BIN)/python:
 
 # The quickstart trains a LightGBM model and a PyTorch MLP and serves the first, so it
 # installs those two extras and the serving one.
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[torch,lightgbm,serve]'
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install --quiet -e '.[torch,lightgbm,serve]' -c constraints.txt
 	touch $@
 
-$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
-	$(PIP) install --quiet -e '.[dev]'
+$(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install --quiet -e '.[dev]' -c constraints.txt
 	touch $@ $(VENV)/.installed
 
 install: $(VENV)/.installed
@@ -67,3 +67,8 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .plinth .pytest_cache .ruff_cache test-artifacts src/*.egg-info
+
+## Pin the versions of the test environment (run after changing dependencies, once make test passes).
+constraints: install-test
+	@(sed -n '1,3p' constraints.txt; $(PIP) freeze --exclude-editable | grep -v -E '^(plinth-ai|py-spy)') > constraints.new
+	mv constraints.new constraints.txt
