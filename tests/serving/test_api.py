@@ -284,3 +284,38 @@ def test_a_request_with_every_feature_needs_no_entity_key(ws, harness):
     answer = harness().run(body)
     assert answer.status_code == 200, answer.text
     assert answer.headers["server-timing"].endswith("features;dur=0.000")
+
+
+def test_a_tensor_model_takes_rows_on_v1_and_one_tensor_on_oip(ws, harness):
+    from sklearn.linear_model import LinearRegression
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(50, 3))
+    model = LinearRegression().fit(x, x @ np.array([1.0, -2.0, 0.5]))
+    ws.models.register(model, "tensor", example=x[:5])
+    rows = [[1.0, 2.0, 3.0], [0.0, -1.0, 4.0]]
+    want = model.predict(np.array(rows)).tolist()
+
+    async def body(client):
+        v1 = await client.post("/v1/models/tensor/predict", json={"inputs": rows})
+        v2 = await client.post(
+            "/v2/models/tensor/infer",
+            json={
+                "inputs": [
+                    {
+                        "name": "x",
+                        "shape": [2, 3],
+                        "datatype": "FP64",
+                        "data": [v for r in rows for v in r],
+                    }
+                ]
+            },
+        )
+        bad = await client.post("/v1/models/tensor/predict", json={"inputs": [["a", "b", "c"]]})
+        return v1, v2, bad
+
+    v1, v2, bad = harness(["tensor"]).run(body)
+    assert v1.status_code == 200, v1.text
+    assert v1.json()["predictions"] == pytest.approx(want)
+    assert v2.json()["outputs"][0]["data"] == pytest.approx(want)
+    assert bad.status_code == 422

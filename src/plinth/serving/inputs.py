@@ -30,7 +30,8 @@ _ACCEPTS: dict[str, tuple[type, ...]] = {
 
 def columns_from_json(body: Any) -> tuple[Columns, int]:
     """Columns and row count of a v1 predict body: ``{"records": [...]}`` or
-    ``{"columns": {...}}`` (a bare list of records, or one record, is accepted too).
+    ``{"columns": {...}}`` (a bare list of records, or one record, is accepted too); for a
+    tensor model, ``{"inputs": [[...], ...]}`` (one row per item).
 
     Example:
         >>> columns_from_json({"records": [{"a": 1, "b": "x"}, {"a": 2, "b": "y"}]})
@@ -52,6 +53,10 @@ def columns_from_json(body: Any) -> tuple[Columns, int]:
         return _from_records(records)
     if "columns" in body:
         return _from_columns(body["columns"])
+    for key in ("inputs", "instances"):
+        rows = body.get(key)
+        if isinstance(rows, list) and rows and isinstance(rows[0], list | int | float):
+            return {"inputs": rows}, len(rows)  # a tensor model's rows
     if "instances" in body:
         return _from_records(body["instances"])
     return _from_records([body])
