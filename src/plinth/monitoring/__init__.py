@@ -1,0 +1,1 @@
+"""Monitoring: drift statistics over prediction logs and reference profiles."""
