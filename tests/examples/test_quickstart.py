@@ -69,3 +69,15 @@ def _check_served(home: str) -> None:
     assert log["request_id"].str.match(r"2013-\d\d-\d\d-[A-Z0-9]+\d+-(EWR|JFK|LGA)").all()
     assert log["weather__temp"].notna().mean() > 0.8  # the hour's weather, within its TTL
     assert log["prediction"].between(0, 1).all()
+    # Trained on January-May: the summer's weather is far outside what the model saw.
+    from plinth.monitoring.service import log_drift
+
+    with plinth.Workspace(home) as ws:
+        windows = log_drift(
+            ws,
+            "delay@champion",
+            window="30d",
+            reference_where="time_hour < TIMESTAMP '2013-06-01 00:00:00+00'",
+        )
+    july = next(w for w in windows if w.start is not None and w.start.month == 7)
+    assert "weather__temp" in july.report.flagged()

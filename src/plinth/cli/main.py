@@ -16,6 +16,7 @@ from plinth.cli import (
     features_cmds,
     lake_cmds,
     models_cmds,
+    monitor_cmds,
     observe_cmds,
     optimize_cmd,
     pipeline_cmds,
@@ -50,6 +51,7 @@ serve_cmds.register(app)
 capacity_cmd.register(app)
 optimize_cmd.register(app)
 predict_cmd.register(app)
+monitor_cmds.register(app)
 quickstart_cmd.register(app)
 
 

@@ -17,8 +17,11 @@ From two histograms:
 
 Defaults flag on effect sizes, not p-values: with a million rows every p-value is tiny for a
 trivial shift, so a column drifts when PSI >= 0.2, or (numeric) the normalized Wasserstein
-distance >= 0.1, or (categorical) the Jensen-Shannon distance >= 0.1. Every threshold is a
-field of :class:`Thresholds`.
+distance >= 0.1, or (categorical) the Jensen-Shannon distance >= 0.1. Small windows are the
+opposite case: two samples of a few hundred rows from one distribution differ by about 0.1 in
+normalized Wasserstein by chance, so that threshold rises to the chance level of the two
+sample sizes (:func:`wasserstein_noise`) when it is higher. Every threshold is a field of
+:class:`Thresholds`.
 
 Example:
     >>> import numpy as np
@@ -231,6 +234,19 @@ def _coarse(reference: np.ndarray, bins: int) -> np.ndarray:
     return cuts[(cuts > 0) & (cuts < reference.size)]
 
 
+def wasserstein_noise(reference_rows: int, current_rows: int) -> float:
+    """The normalized Wasserstein distance two samples of the same distribution reach by
+    chance (about three times its typical value, which shrinks as 1/sqrt(rows)).
+
+    Example:
+        >>> round(wasserstein_noise(5_000, 500), 3), round(wasserstein_noise(10**6, 10**6), 4)
+        (0.141, 0.0042)
+    """
+    if reference_rows <= 0 or current_rows <= 0:
+        return float("inf")
+    return 3.0 * float(np.sqrt(1.0 / reference_rows + 1.0 / current_rows))
+
+
 def numeric_drift(
     reference: NumericReference,
     window: WindowCounts,
@@ -259,7 +275,9 @@ def numeric_drift(
     widths = reference._widths()
     area = float(np.sum(0.5 * (gap[:-1] + gap[1:]) * widths)) if widths.size else 0.0
     wasserstein = area / reference.std if reference.std > 0 else 0.0
-    drifted = value >= limits.psi or wasserstein >= limits.wasserstein
+    drifted = value >= limits.psi or wasserstein >= max(
+        limits.wasserstein, wasserstein_noise(int(ref_counts.sum()), window.rows)
+    )
     return ColumnDrift(
         column,
         "numeric",

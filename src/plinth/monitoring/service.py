@@ -1,0 +1,188 @@
+"""Drift of a served model's traffic: its prediction log, window by window, against a reference.
+
+The reference defaults to the model version's recorded training set (its model inputs),
+optionally narrowed with a SQL predicate (``reference_where``, e.g. the months the model was
+trained on), or any lake table version. The current data is the model's prediction log
+(``predictions__<model>``), cut into windows by event time (``1h``, ``1d``, ``30d`` ...) or
+into runs of N rows. Each window is counted over the reference's bins once, so the report over
+many windows costs one pass over the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from plinth.errors import ConfigError
+from plinth.monitoring.drift import (
+    DriftReport,
+    Reference,
+    Thresholds,
+    drift_report,
+    fit_references,
+    window_counts,
+)
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from plinth.workspace import Workspace
+
+_UNITS = {"m": 60, "h": 3600, "d": 86400}
+
+
+@dataclass(frozen=True)
+class WindowDrift:
+    """One window of the prediction log: its bounds, row count and drift report."""
+
+    start: datetime | None
+    end: datetime | None
+    rows: int
+    report: DriftReport
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {
+            "start": self.start.isoformat() if self.start else None,
+            "end": self.end.isoformat() if self.end else None,
+            "rows": self.rows,
+            **self.report.to_dict(),
+        }
+
+
+def parse_window(text: str) -> tuple[str, float]:
+    """``("time", seconds)`` for ``30m``/``1h``/``7d``, ``("rows", n)`` for ``10000rows``.
+
+    Example:
+        >>> parse_window("1d"), parse_window("5000rows")
+        (('time', 86400.0), ('rows', 5000.0))
+    """
+    value = text.strip().lower()
+    try:
+        if value.endswith("rows"):
+            rows = int(value[:-4])
+            if rows > 0:
+                return "rows", float(rows)
+        elif value and value[-1] in _UNITS:
+            amount = float(value[:-1])
+            if amount > 0:
+                return "time", amount * _UNITS[value[-1]]
+    except ValueError:
+        pass
+    raise ConfigError(
+        f"'{text}' is not a window.",
+        hint="Use a duration such as 30m, 1h, 1d or 30d, or a row count such as 10000rows.",
+    )
+
+
+def reference_table(
+    ws: Workspace, uri: str, *, reference: str | None = None, where: str | None = None
+) -> tuple[pa.Table, list[str]]:
+    """The reference rows for a model version's inputs, and those input names.
+
+    Example:
+        >>> # table, columns = reference_table(ws, "delay@champion", where="month < 6")
+    """
+    import duckdb
+
+    info = ws.models.get(uri)
+    specs = info.signature.inputs if info.signature is not None else None
+    if specs is None or not isinstance(specs, tuple | list):
+        raise ConfigError(
+            f"Model {info.name}:{info.version} has no column signature to monitor.",
+            hint="Register it with an input example or a training set.",
+        )
+    columns = [c.name for c in specs]
+    if reference:
+        name, _, version = reference.partition("@")
+        table = ws.lake.read(name, int(version) if version else None)
+    elif info.training_set_id:
+        table = ws.features.training_set(info.training_set_id).table
+    else:
+        raise ConfigError(
+            f"Model {info.name}:{info.version} has no recorded training set to compare with.",
+            hint="Name a reference: --reference TABLE[@VERSION].",
+        )
+    if where:
+        con = duckdb.connect()
+        con.register("reference", table)
+        try:
+            table = con.sql(f"SELECT * FROM reference WHERE {where}").to_arrow_table()
+        except duckdb.Error as exc:
+            raise ConfigError(
+                f"The reference filter '{where}' does not run: {exc}",
+                hint="Give a SQL predicate over the reference's columns.",
+            ) from exc
+        finally:
+            con.close()
+    missing = [c for c in columns if c not in table.column_names]
+    if missing:
+        raise ConfigError(
+            f"The reference lacks the model input(s) {', '.join(missing)}.",
+            hint="Pick a reference table that holds the model's inputs.",
+        )
+    if table.num_rows == 0:
+        raise ConfigError("The reference has no rows.", hint="Loosen the reference filter.")
+    return table.select(columns), columns
+
+
+def log_drift(
+    ws: Workspace,
+    uri: str,
+    *,
+    window: str = "1d",
+    reference: str | None = None,
+    reference_where: str | None = None,
+    thresholds: Thresholds | None = None,
+) -> list[WindowDrift]:
+    """Drift of each window of a model's prediction log against its reference.
+
+    Example:
+        >>> # [w.report.flagged() for w in log_drift(ws, "delay@champion", window="30d")]
+    """
+    import pyarrow.compute as pc
+
+    from plinth.errors import NotFoundError
+    from plinth.serving.prediction_log import log_table
+
+    ref_rows, columns = reference_table(ws, uri, reference=reference, where=reference_where)
+    references: dict[str, Reference] = fit_references(ref_rows, columns)
+    name = ws.models.get(uri).name
+    try:
+        log = ws.lake.read(log_table(name))
+    except NotFoundError as exc:
+        raise ConfigError(
+            f"Model '{name}' has no prediction log yet.",
+            hint="Serve it with 'plinth serve' (prediction logging is on by default).",
+        ) from exc
+    present = [c for c in columns if c in log.column_names]
+    if not present:
+        raise ConfigError(f"The prediction log of '{name}' holds none of the model's inputs.")
+    references = {c: references[c] for c in present}
+    log = log.filter(pc.not_equal(log["route"], "shadow")).sort_by("event_time")
+    kind, size = parse_window(window)
+    out = []
+    for start, end, part in _windows(log, kind, size):
+        report = drift_report(references, window_counts(references, part), thresholds)
+        out.append(WindowDrift(start, end, part.num_rows, report))
+    return out
+
+
+def _windows(log: pa.Table, kind: str, size: float) -> list[tuple[Any, Any, pa.Table]]:
+    if log.num_rows == 0:
+        return []
+    if kind == "rows":
+        step = int(size)
+        return [(None, None, log.slice(i, step)) for i in range(0, log.num_rows, step)]
+    times = log["event_time"].to_numpy(zero_copy_only=False).astype("datetime64[us]")
+    seconds = times.astype(np.int64) / 1e6
+    bucket = np.floor(seconds / size).astype(np.int64)
+    bounds = np.flatnonzero(np.diff(bucket)) + 1
+    out = []
+    for lo, hi in zip(np.r_[0, bounds], np.r_[bounds, log.num_rows], strict=True):
+        begin = datetime.fromtimestamp(bucket[lo] * size, tz=UTC)
+        out.append((begin, begin + timedelta(seconds=size), log.slice(lo, hi - lo)))
+    return out
