@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.request
 
 import numpy as np
 import pytest
 
+from plinth.serving.background import free_port
 from plinth.serving.loadgen import wait_ready
 from plinth.serving.options import ServeOptions
 from plinth.serving.ray_serve import RayServeSpec, deploy_ray, undeploy_ray
@@ -17,18 +17,12 @@ from tests.serving.conftest import expected
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def test_ray_serve_answers_like_plinth_serve(ws, ray_address):
     import ray
     from ray import serve
 
     ray.init(address=ray_address, logging_level="ERROR", log_to_driver=False)
-    spec = RayServeSpec("risk", min_replicas=1, max_replicas=2, num_cpus=0.5, port=_free_port())
+    spec = RayServeSpec("risk", min_replicas=1, max_replicas=2, num_cpus=0.5, port=free_port())
     try:
         url = deploy_ray(ws, ["risk@champion"], spec, options=ServeOptions(log_predictions=False))
         wait_ready(url, timeout_s=180)

@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request, Response
 
+from plinth._core.clock import utcnow
 from plinth.errors import PlinthError, SchemaMismatchError
 from plinth.serving import oip
 from plinth.serving.batcher import Job, Overloaded
 from plinth.serving.inputs import Columns, columns_from_json
-from plinth.serving.prediction_log import LogEntry, utc_now
+from plinth.serving.prediction_log import LogEntry
 from plinth.serving.state import ServingState
 
 if TYPE_CHECKING:
@@ -177,11 +178,7 @@ class InferenceAPI:
             served = state.version(model, version)
             route = "direct"
         served.check(columns)
-        metrics = self.metrics
         result: Answer = await served.predict(Job(columns, n, as_of))
-        metrics.batch(model, served.version, result.batch_rows, result.predict_s)
-        if result.lookup_s:
-            metrics.feature_lookup(model, result.lookup_s)
         latency = perf_counter() - begin
         self._log(served, route, result, columns, n, as_of, request_id, latency)
         if version is None and table.shadow is not None and table.shadow is not served:
@@ -216,7 +213,7 @@ class InferenceAPI:
                 served.name,
                 served.version,
                 route,
-                utc_now(),
+                utcnow(),
                 as_of,
                 latency * 1000.0,
                 inputs,
@@ -225,7 +222,7 @@ class InferenceAPI:
                 n,
             )
         )
-        self.metrics._child(self.metrics.log_rows, "queued" if queued else "dropped").inc(n)
+        self.metrics.logged("queued" if queued else "dropped", n)
 
     async def _shadow(
         self,
@@ -360,7 +357,7 @@ class InferenceAPI:
             inputs = [{"name": "inputs", "datatype": "FP32", "shape": shape}]
         else:
             kinds = served.schema.kinds
-            sent = [*served.schema.required, *served.schema._only_keys()]
+            sent = [*served.schema.required, *served.schema.key_only]
             inputs = [
                 {"name": c, "datatype": oip.kind_datatype(kinds.get(c, "string")), "shape": [-1]}
                 for c in sent

@@ -73,7 +73,6 @@ class BatchStats:
 
     batches: int = 0
     rows: int = 0
-    refused: int = 0
     last_batch_rows: int = 0
 
 
@@ -95,7 +94,6 @@ class Batcher:
         max_wait_s: float = 0.002,
         max_queue_rows: int = 4096,
         offload_after_s: float = 0.001,
-        on_batch: Callable[[int, float], None] | None = None,
         inflight: Inflight | None = None,
     ) -> None:
         self.run = run
@@ -103,7 +101,6 @@ class Batcher:
         self.max_wait_s = max(0.0, float(max_wait_s))
         self.max_queue_rows = max(1, int(max_queue_rows))
         self.offload_after_s = offload_after_s
-        self.on_batch = on_batch
         #: Run batches on a worker thread (set for models slower than ``offload_after_s``).
         self.offload = False
         self.stats = BatchStats()
@@ -130,7 +127,6 @@ class Batcher:
             >>> # await batcher.submit(Job({"x": [1.0]}, 1))
         """
         if self._queued_rows + job.n > self.max_queue_rows and self._queued_rows > 0:
-            self.stats.refused += 1
             wait = self._queued_rows * max(self._row_seconds, 1e-4)
             raise Overloaded(
                 f"The model is overloaded: {self._queued_rows} rows are already waiting.",
@@ -206,8 +202,6 @@ class Batcher:
         self.stats.batches += 1
         self.stats.rows += rows
         self.stats.last_batch_rows = rows
-        if self.on_batch is not None:
-            self.on_batch(rows, elapsed)
         for job, result in zip(batch, results, strict=True):
             _settle(job, result=result)
 

@@ -13,7 +13,7 @@ to a changed spec or a moved alias without failing a request.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -340,15 +340,6 @@ class Deployments:
             reason=reason or f"rollback to revision {wanted}",
             action="rollback",
         )
-
-    def uris(self, name: str) -> Sequence[str]:
-        """Every URI a deployment routes to, its shadow last.
-
-        Example:
-            >>> # ws.deployments.uris("delay")
-        """
-        spec = self.get(name).spec
-        return [*(r.uri for r in spec.routes), *([spec.shadow] if spec.shadow else [])]
 
 
 def _info(row: Any) -> DeploymentInfo:

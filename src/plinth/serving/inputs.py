@@ -143,7 +143,7 @@ class InputSchema:
             if name not in columns:
                 raise SchemaMismatchError(
                     f"Field '{name}' is missing; the model requires it.",
-                    hint=f"Send the fields: {', '.join(self.required + self._only_keys())}.",
+                    hint=f"Send the fields: {', '.join(self.required + self.key_only)}.",
                 )
         needs_lookup = any(name not in columns for name in self.fetched)
         for name in self.keys if needs_lookup else ():
@@ -157,7 +157,7 @@ class InputSchema:
             if name not in self.allowed:
                 raise SchemaMismatchError(
                     f"Field '{name}' is not an input of the model.",
-                    hint=f"The model takes: {', '.join(self.required + self._only_keys())}.",
+                    hint=f"The model takes: {', '.join(self.required + self.key_only)}.",
                 )
             kind = self.kinds.get(name)
             accepted = _ACCEPTS.get(kind) if kind else None
@@ -175,7 +175,9 @@ class InputSchema:
                         hint=f"Send '{name}' as {kind} values.",
                     )
 
-    def _only_keys(self) -> list[str]:
+    @property
+    def key_only(self) -> list[str]:
+        """Entity keys the model does not take itself (sent only for the lookup)."""
         return [k for k in self.keys if k not in self.kinds]
 
 
@@ -191,19 +193,3 @@ def _json_type(value: Any) -> str:
     if isinstance(value, dict):
         return "an object"
     return f"a {type(value).__name__}"
-
-
-def merge_columns(parts: Sequence[Columns]) -> Columns:
-    """One set of columns holding every part's rows in order (all parts share their names).
-
-    Example:
-        >>> merge_columns([{"a": [1]}, {"a": [2, 3]}])
-        {'a': [1, 2, 3]}
-    """
-    if len(parts) == 1:
-        return parts[0]
-    merged: Columns = {name: [] for name in parts[0]}
-    for part in parts:
-        for name, values in merged.items():
-            values.extend(part[name])
-    return merged

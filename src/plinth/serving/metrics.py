@@ -121,18 +121,24 @@ class ServingMetrics:
         self._child(self.requests, model, version, route, status).inc()
         self._child(self.latency, model, version, status).observe(seconds)
 
-    def batch(self, model: str, version: Any, rows: int, predict_s: float) -> None:
-        """Observe one micro-batch: its rows and the model's compute time."""
+    def batch(self, model: str, version: Any, rows: int, predict_s: float, lookup_s: float) -> None:
+        """Observe one micro-batch: its rows, the model's compute time, the feature lookup."""
         self._child(self.batch_rows, model, version).observe(rows)
         self._child(self.predict, model, version).observe(predict_s)
-
-    def feature_lookup(self, model: str, seconds: float) -> None:
-        """Observe one online feature lookup."""
-        self._child(self.lookup, model).observe(seconds)
+        if lookup_s:
+            self._child(self.lookup, model).observe(lookup_s)
 
     def queued(self, model: str, version: Any, rows: int) -> None:
         """Set the rows waiting for a batch of one version."""
         self._child(self.queue, model, version).set(rows)
+
+    def set_ready(self, model: str, version: Any, ready: bool) -> None:
+        """Mark a version as taking traffic (or retired)."""
+        self._child(self.ready, model, version).set(1 if ready else 0)
+
+    def logged(self, outcome: str, rows: int) -> None:
+        """Count prediction log rows by outcome (queued, dropped)."""
+        self._child(self.log_rows, outcome).inc(rows)
 
     def reject(self, model: str, reason: str) -> None:
         """Count a request refused before prediction."""

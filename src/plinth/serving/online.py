@@ -93,8 +93,6 @@ class OnlineFeatures:
                     else [(v,) for v in key_values[0]]
                 )
                 rows = self.store.read(view.view, entities, view.features, ttl=view.ttl, now=now)
-            except SchemaMismatchError:
-                raise
             except (TypeError, ValueError) as exc:
                 raise SchemaMismatchError(
                     f"Entity keys {', '.join(view.keys)} of view '{view.view}' cannot be "

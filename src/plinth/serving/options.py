@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from plinth.errors import ConfigError
@@ -39,7 +39,6 @@ class ServeOptions:
     reload_interval_s: float = 1.0
     online_features: bool = True
     background_load: bool = True
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         checks = {

@@ -25,7 +25,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -103,7 +103,6 @@ class PredictionLog:
         self._thread: threading.Thread | None = None
         self._process: Any = None
         self._conn: Any = None
-        self.sent = 0
         self.written = 0
         self.dropped = 0
 
@@ -157,10 +156,9 @@ class PredictionLog:
         with self._send_lock:
             with self._lock:
                 entries, self._pending = self._pending, []
-                rows, self._rows = self._rows, 0
+                self._rows = 0
             if entries:
                 self._conn.send(("rows", [_pack(e) for e in entries]))
-                self.sent += rows
 
     def flush(self, timeout_s: float = 60.0) -> int:
         """Hand over everything queued and wait until the writer has it in the lake; return
@@ -380,11 +378,6 @@ def _column(values: list[Any], kind: str | None) -> pa.Array:
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
             pass
     return pa.array([None if v is None else str(v) for v in values], pa.string())
-
-
-def utc_now() -> datetime:
-    """The current time in UTC (answer times of the log)."""
-    return datetime.now(UTC)
 
 
 if __name__ == "__main__":

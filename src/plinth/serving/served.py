@@ -9,7 +9,7 @@ ready.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -70,6 +70,8 @@ class ServedVersion:
         self.label = f"{info.name}:{info.version}"
         self.predictor = predictor
         self.features = features
+        #: Called once per batch with (model, version, rows, predict s, lookup s).
+        self.observe: Callable[[str, int, int, float, float], None] | None = None
         signature = model.signature
         specs = signature.inputs if signature is not None else None
         columns = (
@@ -170,6 +172,8 @@ class ServedVersion:
                 "arrive as nulls, which this model may not accept.",
             ) from exc
         predict_s = time.perf_counter() - begin
+        if self.observe is not None:
+            self.observe(self.name, self.version, total, predict_s, lookup_s)
         if len(jobs) == 1:
             return [Answer(predictions, inputs, predict_s, lookup_s, total)]
         answers = []

@@ -176,6 +176,7 @@ class ServingState:
         if served is None:
             served = self.loader(self.ws, info, self.options)
             served.batcher.inflight = self.inflight
+            served.observe = self.metrics.batch
             loaded[info.version] = served
         return served
 
@@ -184,12 +185,12 @@ class ServingState:
         self.tables[model] = table
         keep = {id(v) for v in table.versions().values()}
         for served in table.versions().values():
-            self.metrics._child(self.metrics.ready, model, served.version).set(1)
+            self.metrics.set_ready(model, served.version, True)
         if old is None:
             return []
         retired = [v for v in old.versions().values() if id(v) not in keep]
         for served in retired:
-            self.metrics._child(self.metrics.ready, model, served.version).set(0)
+            self.metrics.set_ready(model, served.version, False)
         return retired
 
     # -- hot reload --------------------------------------------------------------------------
