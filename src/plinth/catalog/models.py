@@ -563,3 +563,89 @@ class DeploymentRevision(Base):
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     by: Mapped[str] = mapped_column(String(256))
+
+
+class MonitorProfile(Base):
+    """A served model version's monitoring reference and how far its prediction log is folded in.
+
+    ``body`` holds the serialized reference histograms (inputs and prediction) and the quality
+    bounds; ``log_version`` is the prediction-log table version whose rows are already counted
+    into the profile's hourly buckets.
+    """
+
+    __tablename__ = "monitor_profiles"
+    __table_args__ = (
+        UniqueConstraint("model_name", "model_version", "reference", name="uq_monitor_profile"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    model_version: Mapped[int] = mapped_column(Integer)
+    reference: Mapped[str] = mapped_column(String(1024))
+    body: Mapped[dict[str, Any]] = mapped_column(JSON)
+    reference_rows: Mapped[int] = mapped_column(BigInteger)
+    log_version: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MonitorBucket(Base):
+    """One hour of a model version's traffic, summarized as additive counts.
+
+    ``counts`` maps each monitored column to its histogram over the profile's bins; ``quality``
+    to its null, out-of-range and unseen-category counts; ``latency`` holds the latency
+    histogram of the hour. Windows of any whole number of hours are sums of buckets.
+    """
+
+    __tablename__ = "monitor_buckets"
+    __table_args__ = (UniqueConstraint("profile_id", "start", name="uq_monitor_bucket"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    profile_id: Mapped[int] = mapped_column(ForeignKey("monitor_profiles.id", ondelete="CASCADE"))
+    start: Mapped[datetime] = mapped_column(UTCDateTime())
+    rows: Mapped[int] = mapped_column(BigInteger)
+    counts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    quality: Mapped[dict[str, Any]] = mapped_column(JSON)
+    latency: Mapped[dict[str, Any]] = mapped_column(JSON)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Alert(Base):
+    """One episode of an alert rule firing for a model: from first firing to resolution.
+
+    A rule firing again while its alert is open updates that alert (deduplication); after it
+    resolves, a new firing opens a new alert.
+    """
+
+    __tablename__ = "alerts"
+    __table_args__ = (Index("ix_alerts_rule_state", "rule", "model_name", "state"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(String(128))
+    model_name: Mapped[str] = mapped_column(String(128))
+    severity: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    condition: Mapped[str] = mapped_column(Text)
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    message: Mapped[str] = mapped_column(Text)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    evaluations: Mapped[int] = mapped_column(Integer)
+    fired_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AlertEvent(Base):
+    """Something that happened to an alert: fired, resolved, or an action's outcome."""
+
+    __tablename__ = "alert_events"
+    __table_args__ = (Index("ix_alert_events_alert", "alert_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    alert_id: Mapped[int] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    kind: Mapped[str] = mapped_column(String(16))
+    action: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    pipeline_run_id: Mapped[str | None] = mapped_column(String(64), nullable=True)
