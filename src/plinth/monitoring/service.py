@@ -165,13 +165,20 @@ def log_drift(
     log = log.filter(pc.not_equal(log["route"], "shadow")).sort_by("event_time")
     kind, size = parse_window(window)
     out = []
-    for start, end, part in _windows(log, kind, size):
+    for start, end, part in split_windows(log, kind, size):
         report = drift_report(references, window_counts(references, part), thresholds)
         out.append(WindowDrift(start, end, part.num_rows, report))
     return out
 
 
-def _windows(log: pa.Table, kind: str, size: float) -> list[tuple[Any, Any, pa.Table]]:
+def split_windows(log: pa.Table, kind: str, size: float) -> list[tuple[Any, Any, pa.Table]]:
+    """Cut a log sorted by ``event_time`` into windows: ``(start, end, rows)`` for each.
+
+    ``kind``/``size`` come from :func:`parse_window`; row windows have no bounds.
+
+    Example:
+        >>> # for start, end, part in split_windows(log, *parse_window("1d")): ...
+    """
     if log.num_rows == 0:
         return []
     if kind == "rows":
