@@ -36,6 +36,7 @@ def test_lake_methods_are_pinned():
 
     public = sorted(n for n, _ in inspect.getmembers(Lake, inspect.isfunction) if n[0] != "_")
     assert public == [
+        "added_since",
         "delete",
         "delta_table",
         "history",

@@ -139,18 +139,18 @@ def is_conflict(exc: BaseException) -> bool:
     return name in {"CommitFailedError"} or "already exists" in text or "conflict" in text
 
 
-def arrow_dataset(table: Any, filesystem: Any) -> Any:
+def arrow_dataset(table: Any, filesystem: Any, uris: list[str] | None = None) -> Any:
     """Return a ``pyarrow.dataset.Dataset`` over the data files of the loaded version.
 
     Built from the log's file list on a native Arrow filesystem rather than through
     ``DeltaTable.to_pyarrow_dataset``, whose Rust-backed filesystem handle aborts the interpreter
     at exit (delta-rs issue 2184). Files written before a schema evolution lack the newer
-    columns; the table schema fills them with nulls.
+    columns; the table schema fills them with nulls. ``uris`` narrows it to some of the files.
     """
     import pyarrow.dataset as ds
 
     schema = pa.schema(table.schema().to_arrow())
-    uris = table.file_uris()
+    uris = table.file_uris() if uris is None else uris
     if filesystem is not None:
         uris = [u.split("://", 1)[1] if "://" in u else u for u in uris]
     if not uris:

@@ -595,6 +595,31 @@ class Lake:
             self.delta_table(name, version, as_of), self.storage.arrow_filesystem()
         )
 
+    def added_since(self, name: str, version: int | None) -> tuple[Any, int, bool]:
+        """The rows added to a table after ``version``: ``(dataset, latest version, complete)``.
+
+        For append-only tables (prediction logs) this reads only the new data files. When a
+        file of ``version`` is gone (a delete or compaction rewrote the table) ``complete`` is
+        True and the dataset holds the whole latest version, so the caller recounts from it.
+
+        Example:
+            >>> # dataset, latest, complete = ws.lake.added_since("predictions__delay", 12)
+        """
+        from plinth.lake import delta
+
+        latest = self.delta_table(name)
+        filesystem = self.storage.arrow_filesystem()
+        if version is None:
+            return delta.arrow_dataset(latest, filesystem), latest.version(), True
+        if version >= latest.version():
+            return delta.arrow_dataset(latest, filesystem, []), latest.version(), False
+        before = set(self.delta_table(name, version).file_uris())
+        now = latest.file_uris()
+        if not before.issubset(now):
+            return delta.arrow_dataset(latest, filesystem), latest.version(), True
+        added = [u for u in now if u not in before]
+        return delta.arrow_dataset(latest, filesystem, added), latest.version(), False
+
     def read(
         self,
         name: str,

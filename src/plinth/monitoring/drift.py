@@ -106,6 +106,16 @@ class NumericReference:
         counts, nulls = self._count(np.asarray(values, dtype=np.float64))
         return WindowCounts(counts, nulls)
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (see :func:`reference_from_dict`)."""
+        return {
+            "kind": "numeric",
+            "edges": self.edges.tolist(),
+            "counts": self.counts_.tolist(),
+            "std": self.std,
+            "nulls": self.nulls,
+        }
+
     def _widths(self) -> np.ndarray:
         """Bin widths for the area between CDFs: the outer bins end at the edges."""
         return np.diff(self.edges) if self.edges.size > 1 else np.zeros(0)
@@ -154,6 +164,31 @@ class CategoricalReference:
         return WindowCounts(out, nulls, unseen)
 
 
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary (see :func:`reference_from_dict`)."""
+        return {
+            "kind": "categorical",
+            "categories": list(self.categories),
+            "counts": self.counts_.tolist(),
+            "nulls": self.nulls,
+        }
+
+
+def reference_from_dict(data: Mapping[str, Any]) -> NumericReference | CategoricalReference:
+    """Rebuild a reference from its ``to_dict()``.
+
+    Example:
+        >>> ref = NumericReference.fit(np.arange(10.0), bins=2)
+        >>> reference_from_dict(ref.to_dict()).edges.tolist()
+        [4.5]
+    """
+    counts = np.asarray(data["counts"], np.int64)
+    if data["kind"] == "numeric":
+        edges = np.asarray(data["edges"], np.float64)
+        return NumericReference(edges, counts, float(data["std"]), int(data["nulls"]))
+    return CategoricalReference(tuple(data["categories"]), counts, int(data["nulls"]))
+
+
 def _category_counts(values: Any) -> tuple[list[str], np.ndarray, int]:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -185,6 +220,40 @@ class WindowCounts:
     def rows(self) -> int:
         """Non-null values counted."""
         return int(self.counts.sum())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A compact JSON-ready dictionary: sparse counts when most bins are empty.
+
+        Example:
+            >>> WindowCounts(np.array([0, 0, 0, 5]), 1).to_dict()
+            {'n': 4, 'i': [3], 'c': [5], 'nulls': 1}
+        """
+        nonzero = np.flatnonzero(self.counts)
+        out: dict[str, Any] = {"n": int(self.counts.size)}
+        if nonzero.size * 2 < self.counts.size:
+            out["i"] = nonzero.tolist()
+            out["c"] = self.counts[nonzero].tolist()
+        else:
+            out["counts"] = self.counts.tolist()
+        out["nulls"] = self.nulls
+        if self.unseen:
+            out["unseen"] = dict(self.unseen)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WindowCounts:
+        """Rebuild counts from :meth:`to_dict`.
+
+        Example:
+            >>> WindowCounts.from_dict({"n": 3, "i": [1], "c": [2], "nulls": 0}).counts.tolist()
+            [0, 2, 0]
+        """
+        if "counts" in data:
+            counts = np.asarray(data["counts"], np.int64)
+        else:
+            counts = np.zeros(int(data["n"]), np.int64)
+            counts[np.asarray(data["i"], np.int64)] = np.asarray(data["c"], np.int64)
+        return cls(counts, int(data["nulls"]), dict(data.get("unseen", {})))
 
 
 @dataclass(frozen=True)
