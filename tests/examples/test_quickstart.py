@@ -18,15 +18,19 @@ def test_quickstart_ingests_the_five_tables(capsys, tmp_path):
     out = capsys.readouterr().out
     assert "plinth tables" in out
     assert "every answer" in out  # the served replay was logged in full
+    flat = " ".join(out.split())  # rich wraps long lines
+    assert "Alert weather-drift: fired after July, resolved after October." in flat
+    assert "AUC by 30-day window" in flat
     assert main(["tables", "--home", home, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     counts = {t["name"]: t["latest"]["row_count"] for t in listed}
     assert {name: counts[name] for name in EXPECTED} == EXPECTED
-    assert {t["name"] for t in listed} == {*EXPECTED, "predictions__delay"}
+    assert {t["name"] for t in listed} == {*EXPECTED, "predictions__delay", "flight_outcomes"}
     flights = next(t for t in listed if t["name"] == "flights")
     assert flights["timestamp_column"] == "time_hour"
     _check_training_runs(home)
     _check_served(home)
+    _check_monitoring(home)
     # A second run finds every table up to date and creates no new version.
     assert main(["quickstart", "--home", home]) == 0
     assert "0 (kept)" in capsys.readouterr().out
@@ -81,3 +85,23 @@ def _check_served(home: str) -> None:
         )
     july = next(w for w in windows if w.start is not None and w.start.month == 7)
     assert "weather__temp" in july.report.flagged()
+
+
+def _check_monitoring(home: str) -> None:
+    """The temperature alert fired once with the summer, launched the retraining pipeline
+    (its run linked to the alert) and resolved in the autumn; the report is small."""
+    from pathlib import Path
+
+    import plinth
+    from plinth.monitoring.alerts import AlertManager
+
+    with plinth.Workspace(home) as ws:
+        manager = AlertManager(ws)
+        weather = manager.alerts(rule="weather-drift")
+        assert len(weather) == 1 and weather[0].state == "resolved"
+        events = manager.history(weather[0].id)
+        assert [e.kind for e in events] == ["fired", "action", "action", "resolved"]
+        run_id = next(e.pipeline_run_id for e in events if e.action == "retrain")
+        assert ws.pipelines.get(run_id).status == "succeeded"
+        report = Path(home) / "reports" / "delay-monitoring.html"
+        assert 10_000 < report.stat().st_size < 5_000_000

@@ -88,6 +88,12 @@ def quickstart(home: HomeOption = None) -> None:
     console.print("  plinth models card delay@champion  model card with EU AI Act Annex IV fields")
     console.print("  plinth serve delay@champion        the inference API on http://127.0.0.1:8080")
     console.print("  plinth table show predictions__delay   every prediction served, with features")
+    console.print("  plinth monitor drift delay@champion --window 30d   drift, month by month")
+    console.print("  plinth monitor alerts              the weather alert: fired, then resolved")
+    console.print(
+        "  plinth monitor report delay@champion --html delay.html --rules "
+        "src/plinth/examples/flights/monitoring.yaml"
+    )
 
 
 def _features(ws):  # type: ignore[no-untyped-def]
@@ -206,13 +212,30 @@ def _serve(ws):  # type: ignore[no-untyped-def]
             "Skipping serving: install the 'serve' extra (pip install 'plinth-ai[serve]')."
         )
         return
-    from plinth.examples.flights.serve import replay
+    from plinth.examples.flights import monitor
+    from plinth.examples.flights.serve import replay, replay_hours
     from plinth.serving.background import BackgroundServer
     from plinth.serving.prediction_log import log_table
 
     before = _logged(ws, log_table("delay"))
+    ruleset = monitor.rules()
+    timeline = monitor.MonitoringTimeline()
+    hours = replay_hours()
+
+    def on_month(month, answered):  # type: ignore[no-untyped-def]
+        done = monitor.monitor_month(
+            ws,
+            ruleset,
+            timeline,
+            month,
+            hours=hours,
+            logged=lambda: _logged(ws, log_table("delay")),
+            expected=before + answered,
+        )
+        _print_pass(month, done)
+
     with console.status("Serving delay@champion in the background") as status:
-        server = BackgroundServer(ws, ["delay@champion"])
+        server = BackgroundServer(ws, ["delay@champion"], "--log-flush", "0.5")
         try:
             status.update(f"Replaying July-December flights against {server.base}")
             result = replay(
@@ -221,6 +244,7 @@ def _serve(ws):  # type: ignore[no-untyped-def]
                 on_hour=lambda done, total: status.update(
                     f"Replaying July-December flights against {server.base}: hour {done}/{total}"
                 ),
+                on_month=on_month,
             )
         finally:
             server.stop()
@@ -236,6 +260,66 @@ def _serve(ws):  # type: ignore[no-untyped-def]
         f"Graceful shutdown: {logged:,} predictions logged to {log_table('delay')}, "
         f"{verdict} ({result.answered:,} sent)."
     )
+    final = monitor.finish(ws, ruleset, timeline, hours)
+    _print_outcomes(ws, timeline, final)
+
+
+def _print_pass(month, done):  # type: ignore[no-untyped-def]
+    """One line per monitoring pass: the window's temperature shift and what the rules did."""
+    from plinth.cli.output import console
+
+    observation = next(iter(done.observations.values()), None)
+    if observation is None or observation.latest is None:
+        console.print(f"Monitoring after {month:%B}: no traffic yet.")
+        return
+    facts = observation.facts
+    shift = facts.get("drift.weather__temp.wasserstein")
+    events = []
+    for r in done.results:
+        if r.outcome.transition not in {"fired", "resolved"}:
+            continue
+        text = f"{r.rule} {r.outcome.transition.upper()} (alert {r.outcome.alert_id})"
+        for action in r.outcome.actions:
+            if action.pipeline_run_id:
+                text += f", retrain pipeline run {action.pipeline_run_id} {action.status}"
+        events.append(text)
+    auc = facts.get("performance.auc")
+    console.print(
+        f"Monitoring after {month:%B}: window from {observation.latest.start:%b %d}, "
+        f"{observation.latest.rows:,} rows, drifted share {facts.get('drift.share', 0):.0%}, "
+        f"temperature shift {shift:.2f} training std"
+        + (f", AUC {auc:.3f} on {int(facts['performance.labelled']):,} labelled" if auc else "")
+        + (f"; {'; '.join(events)}" if events else "")
+        + "."
+    )
+
+
+def _print_outcomes(ws, timeline, final):  # type: ignore[no-untyped-def]
+    """AUC per window once every outcome has landed, the alert's story and the HTML report."""
+    from plinth.cli.output import console, human_bytes
+    from plinth.examples.flights.monitor import OUTCOMES, rules
+    from plinth.monitoring.report import write_report
+    from plinth.monitoring.summary import monitoring_summary
+
+    observation = next(iter(final.observations.values()), None)
+    if observation is not None and observation.performance:
+        parts = [
+            f"{w.start:%b %d} {w.metrics['auc']:.3f}"
+            for w in observation.performance
+            if w.labelled and w.metrics.get("auc") is not None
+        ]
+        console.print(
+            f"Outcomes: {timeline.outcomes:,} flights labelled in {OUTCOMES}, joined by request "
+            f"id; AUC by 30-day window: {', '.join(parts)}."
+        )
+    fired = timeline.transitions("weather-drift")
+    if fired:
+        story = ", ".join(f"{kind} after {month:%B}" for month, kind in fired)
+        console.print(f"Alert weather-drift: {story}.")
+    target = rules().target("delay@champion")
+    summary = monitoring_summary(ws, target)
+    path = write_report(summary, ws.home / "reports" / "delay-monitoring.html")
+    console.print(f"Monitoring report: {path} ({human_bytes(path.stat().st_size)}).")
 
 
 def _logged(ws, table):  # type: ignore[no-untyped-def]

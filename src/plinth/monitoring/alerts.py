@@ -430,7 +430,7 @@ class AlertManager:
 
         results: list[ActionResult] = []
         if info is not None and transition == "fired":
-            logger.warning("Alert fired: %s", info.message)
+            logger.info("Alert fired: %s", info.message)
             for action in rule.actions:
                 results.append(self._act(action, rule, info, "fired", info.message))
         elif info is not None and transition == "resolved":

@@ -163,7 +163,6 @@ class CategoricalReference:
                 out[i] += count
         return WindowCounts(out, nulls, unseen)
 
-
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (see :func:`reference_from_dict`)."""
         return {
@@ -295,8 +294,13 @@ def psi(reference: np.ndarray, current: np.ndarray) -> float:
     return float(np.sum((q - p) * np.log(q / p)))
 
 
-def _coarse(reference: np.ndarray, bins: int) -> np.ndarray:
-    """Group fine bins into ``bins`` groups of about equal reference share."""
+def coarse_cuts(reference: np.ndarray, bins: int) -> np.ndarray:
+    """Where to cut fine bins into ``bins`` groups of about equal reference share.
+
+    Example:
+        >>> coarse_cuts(np.array([10, 10, 10, 10]), 2).tolist()
+        [2]
+    """
     cumulative = np.cumsum(_shares(reference))
     targets = np.linspace(0, 1, bins + 1)[1:-1]
     cuts = np.unique(np.searchsorted(cumulative, targets, side="left") + 1)
@@ -332,7 +336,7 @@ def numeric_drift(
     """
     limits = thresholds or Thresholds()
     ref_counts, cur_counts = reference.counts_, window.counts
-    cuts = _coarse(ref_counts, PSI_BINS)
+    cuts = coarse_cuts(ref_counts, PSI_BINS)
     value = psi(
         np.add.reduceat(ref_counts, np.r_[0, cuts]), np.add.reduceat(cur_counts, np.r_[0, cuts])
     )

@@ -95,7 +95,7 @@ def observe(
         facts.update(window_facts(profile, windows[-1], target.thresholds))
     facts.update(_freshness(ws, profile.model, target, moment))
     performance: list[Any] = []
-    if target.outcomes is not None:
+    if target.outcomes is not None and _exists(ws, target.outcomes.table):
         performance = _performance(ws, target, window or target.window)
         facts.update(performance_facts(performance))
     if target.metrics_url:
@@ -155,6 +155,17 @@ def performance_facts(windows: list[Any]) -> dict[str, float]:
             facts["performance.labelled"] = float(window.labelled)
             return facts
     return {}
+
+
+def _exists(ws: Workspace, table: str) -> bool:
+    """Whether the outcomes table exists yet (labels may not have arrived)."""
+    from plinth.errors import NotFoundError
+
+    try:
+        ws.lake.table(table.partition("@")[0])
+    except NotFoundError:
+        return False
+    return True
 
 
 def _performance(ws: Workspace, target: Target, window: str) -> list[Any]:

@@ -588,7 +588,8 @@ class OutcomesSpec(BaseModel):
 
     table: str
     label: str
-    on: list[str] = Field(default_factory=lambda: ["request_id"], min_length=1)
+    # Not "on": YAML 1.1 reads a bare 'on' key as the boolean true.
+    keys: list[str] = Field(default_factory=lambda: ["request_id"], min_length=1)
     time_column: str | None = None
     tolerance: str | None = None
 
@@ -621,7 +622,7 @@ class ModelSpec(BaseModel):
             window: 30d                    # default window of its rules and reports
             reference_where: "month < 6"   # or reference: TABLE[@VERSION]
             thresholds: {psi: 0.2, wasserstein: 0.1, js: 0.1, share_drifted: 0.5}
-            outcomes: {table: flight_outcomes, label: delayed, on: [request_id]}
+            outcomes: {table: flight_outcomes, label: delayed, keys: [request_id]}
             slices: [origin]
             metrics_url: http://127.0.0.1:8000/metrics
 
@@ -662,7 +663,9 @@ class ModelSpec(BaseModel):
         if self.outcomes is not None:
             spec = self.outcomes
             tolerance = parse_duration(spec.tolerance).total_seconds() if spec.tolerance else None
-            outcomes = Outcomes(spec.table, spec.label, tuple(spec.on), spec.time_column, tolerance)
+            outcomes = Outcomes(
+                spec.table, spec.label, tuple(spec.keys), spec.time_column, tolerance
+            )
         return Target(
             self.uri,
             self.window,

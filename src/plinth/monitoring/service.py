@@ -140,13 +140,29 @@ def log_drift(
 ) -> list[WindowDrift]:
     """Drift of each window of a model's prediction log against its reference.
 
+    Windows of whole hours come from the stored history (updated first, reading only the log
+    files added since the last update); row windows and shorter ones scan the log.
+
     Example:
         >>> # [w.report.flagged() for w in log_drift(ws, "delay@champion", window="30d")]
     """
+    import pyarrow as pa
     import pyarrow.compute as pc
 
     from plinth.errors import NotFoundError
     from plinth.serving.prediction_log import log_table
+
+    kind, size = parse_window(window)
+    if kind == "time" and size % 3600 == 0:
+        from plinth.monitoring.history import stored_windows, update_history
+        from plinth.monitoring.profile import ensure_profile
+
+        profile = ensure_profile(ws, uri, reference=reference, where=reference_where)
+        update_history(ws, profile)
+        return [
+            WindowDrift(w.start, w.end, w.rows, w.drift(profile, thresholds))
+            for w in stored_windows(ws, profile, window)
+        ]
 
     ref_rows, columns = reference_table(ws, uri, reference=reference, where=reference_where)
     references: dict[str, Reference] = fit_references(ref_rows, columns)
@@ -162,8 +178,8 @@ def log_drift(
     if not present:
         raise ConfigError(f"The prediction log of '{name}' holds none of the model's inputs.")
     references = {c: references[c] for c in present}
-    log = log.filter(pc.not_equal(log["route"], "shadow")).sort_by("event_time")
-    kind, size = parse_window(window)
+    route = pc.cast(log["route"], pa.string())
+    log = log.filter(pc.fill_null(pc.not_equal(route, "shadow"), True)).sort_by("event_time")
     out = []
     for start, end, part in split_windows(log, kind, size):
         report = drift_report(references, window_counts(references, part), thresholds)

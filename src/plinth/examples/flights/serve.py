@@ -78,8 +78,12 @@ def replay(
     hours: tuple[int, ...] = (8, 17),
     rate: float = 400.0,
     on_hour: Callable[[int, int], None] | None = None,
+    on_month: Callable[[datetime, int], None] | None = None,
 ) -> ReplayResult:
     """Replay the chosen July-December hours against ``url`` (a v1 predict URL).
+
+    ``on_month(month, answered)`` is called after the last hour of each month (``month`` is
+    its first day) with the number of requests answered so far.
 
     Example:
         >>> # replay(ws, "http://127.0.0.1:8080/v1/models/delay/predict").percentiles()
@@ -111,6 +115,8 @@ def replay(
     previous = chosen[0] - timedelta(hours=3)
     try:
         for i, hour in enumerate(chosen):
+            if on_month is not None and i and hour.month != chosen[i - 1].month:
+                on_month(_month(chosen[i - 1]), _answered(statuses))
             ws.features.materialize("weather", start=previous, end=hour)
             previous = hour
             batch = by_hour.get(hour, [])
@@ -132,8 +138,17 @@ def replay(
                 statuses[key] = statuses.get(key, 0) + count
             if on_hour is not None:
                 on_hour(i + 1, len(chosen))
+        if on_month is not None:
+            on_month(_month(chosen[-1]), _answered(statuses))
     finally:
         ws.features.materialize("weather")  # back to the newest values
     done = np.concatenate(latencies) if latencies else np.array([])
-    answered = sum(n for k, n in statuses.items() if k.startswith("2"))
-    return ReplayResult(len(chosen), sum(statuses.values()), answered, statuses, done)
+    return ReplayResult(len(chosen), sum(statuses.values()), _answered(statuses), statuses, done)
+
+
+def _answered(statuses: dict[str, int]) -> int:
+    return sum(n for k, n in statuses.items() if k.startswith("2"))
+
+
+def _month(moment: datetime) -> datetime:
+    return moment.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
