@@ -157,3 +157,38 @@ def test_run_methods_are_pinned():
         "parent",
         "capture",
     ]
+
+
+def test_monitoring_api_is_pinned():
+    import plinth.monitoring.alerts as alerts
+    import plinth.monitoring.facts as facts
+    import plinth.monitoring.history as history
+    import plinth.monitoring.performance as performance
+    import plinth.monitoring.report as report
+    import plinth.monitoring.rules as rules
+    import plinth.monitoring.runner as runner
+    import plinth.monitoring.summary as summary
+
+    assert list(inspect.signature(facts.observe).parameters) == ["ws", "target", "window", "now"]
+    assert list(inspect.signature(runner.run_once).parameters) == ["ws", "rules", "now", "manager"]
+    assert list(inspect.signature(alerts.AlertManager.evaluate).parameters) == [
+        "self",
+        "rule",
+        "model_name",
+        "facts",
+        "now",
+    ]
+    public = sorted(
+        n for n, _ in inspect.getmembers(alerts.AlertManager, inspect.isfunction) if n[0] != "_"
+    )
+    assert public == ["alerts", "evaluate", "get", "history"]
+    assert callable(rules.load_rules) and callable(rules.parse_condition)
+    assert callable(history.update_history) and callable(history.stored_windows)
+    assert callable(performance.log_performance) and callable(report.write_report)
+    assert callable(summary.monitoring_summary)
+    for module in (alerts, facts, history, performance, report, rules, runner, summary):
+        for name, obj in inspect.getmembers(module):
+            if name.startswith("_") or getattr(obj, "__module__", None) != module.__name__:
+                continue
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                assert obj.__doc__, f"{module.__name__}.{name} has no docstring"
