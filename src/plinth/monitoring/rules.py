@@ -59,6 +59,7 @@ from pydantic import (
     field_validator,
 )
 
+from plinth._core.yaml_lines import line_of
 from plinth.errors import ConfigError
 
 __all__ = [
@@ -770,35 +771,6 @@ class _RulesFile(BaseModel):
     rules: list[Rule] = Field(default_factory=list)
 
 
-def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
-    """The 1-based line in YAML ``text`` of the node at pydantic ``loc``."""
-    import yaml
-
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            found = next(((k, v) for k, v in node.value if k.value == part), None)
-            if found is None:
-                return line
-            line = found[0].start_mark.line + 1
-            node = found[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
 def _rule_label(data: Any, index: int) -> str:
     try:
         name = data["rules"][index]["name"]
@@ -809,7 +781,7 @@ def _rule_label(data: Any, index: int) -> str:
 
 def _problem(text: str, data: Any, loc: tuple[Any, ...], message: str) -> str:
     message = message.removeprefix("Value error, ").rstrip(".")
-    line = _line_of(text, loc)
+    line = line_of(text, loc)
     where = f"line {line}" if line else "top level"
     if len(loc) >= 2 and loc[0] == "rules" and isinstance(loc[1], int):
         label = _rule_label(data, loc[1])
@@ -858,7 +830,7 @@ The condition 'x >' is not valid at position 4: ...
             if not isinstance(name, str):
                 continue
             if name in seen:
-                line = _line_of(text, ("rules", index, "name"))
+                line = line_of(text, ("rules", index, "name"))
                 raise ConfigError(
                     f"{origin}, line {line}: two rules are called '{name}' "
                     f"(rules {seen[name] + 1} and {index + 1}).",

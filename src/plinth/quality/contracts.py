@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from plinth._core.yaml_lines import line_of
 from plinth.errors import ContractError
 
 Severity = Literal["error", "warn"]
@@ -234,39 +235,6 @@ class RowCheck(BaseModel):
     column: str | None = None
 
 
-def _line_of(text: str, loc: tuple[Any, ...]) -> int | None:
-    """Find the 1-based line in YAML ``text`` of the node at pydantic ``loc``."""
-    import yaml
-
-    try:
-        node = yaml.compose(text)
-    except yaml.YAMLError:
-        return None
-    line = None
-    for part in loc:
-        if node is None:
-            break
-        line = node.start_mark.line + 1
-        if isinstance(node, yaml.MappingNode):
-            found = None
-            for key, value in node.value:
-                if key.value == part or (part == "schema_rule" and key.value == "schema"):
-                    found = (key, value)
-                    break
-            if found is None:
-                return line
-            line = found[0].start_mark.line + 1
-            node = found[1]
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            if part >= len(node.value):
-                return line
-            node = node.value[part]
-            line = node.start_mark.line + 1
-        else:
-            return line
-    return line
-
-
 def parse_contract(text: str, origin: str = "<string>") -> Contract:
     """Parse and validate a YAML contract; errors name the file, line and fix.
 
@@ -296,7 +264,7 @@ def parse_contract(text: str, origin: str = "<string>") -> Contract:
         problems = []
         for err in exc.errors():
             loc = tuple(err["loc"])
-            line = _line_of(text, loc)
+            line = line_of(text, loc, {"schema_rule": "schema"})
             where = f"line {line}" if line else "top level"
             path = ".".join(str(p) for p in loc if p not in {"Bound"}) or "(root)"
             problems.append(f"{where}: {path}: {err['msg']}")
