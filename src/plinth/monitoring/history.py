@@ -115,6 +115,7 @@ def update_history(ws: Workspace, profile: MonitorProfile) -> HistoryUpdate:
     Example:
         >>> # update_history(ws, ensure_profile(ws, "delay@champion")).rows
     """
+    from plinth.monitoring.service import no_log
     from plinth.serving.prediction_log import log_table
 
     started = time.perf_counter()
@@ -124,10 +125,7 @@ def update_history(ws: Workspace, profile: MonitorProfile) -> HistoryUpdate:
         try:
             dataset, latest, rebuilt = ws.lake.added_since(table_name, watermark)
         except NotFoundError as exc:
-            raise ConfigError(
-                f"Model '{profile.model}' has no prediction log yet.",
-                hint="Serve it with 'plinth serve' (prediction logging is on by default).",
-            ) from exc
+            raise no_log(profile.model) from exc
         if latest == watermark and not rebuilt:
             return HistoryUpdate(0, 0, latest, False, time.perf_counter() - started)
         rows = _traffic(dataset, profile)

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from plinth.errors import ConfigError
-from plinth.monitoring.service import parse_window, split_windows
+from plinth.monitoring.service import parse_window, read_log, split_windows
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -595,19 +595,12 @@ def log_performance(
         >>> # [(w.start, w.labelled, w.metrics.get("auc")) for w in windows]
     """
     from plinth.errors import NotFoundError
-    from plinth.serving.prediction_log import log_table
 
     parse_window(window)
     if task is not None:
         _check_task(task)
     name = ws.models.get(uri).name
-    try:
-        log = ws.lake.read(log_table(name))
-    except NotFoundError as exc:
-        raise ConfigError(
-            f"Model '{name}' has no prediction log yet.",
-            hint="Serve it with 'plinth serve' (prediction logging is on by default).",
-        ) from exc
+    log = read_log(ws, name)
     table, _, version = outcomes.partition("@")
     if version and not version.isdigit():
         raise ConfigError(

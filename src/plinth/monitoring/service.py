@@ -149,9 +149,6 @@ def log_drift(
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from plinth.errors import NotFoundError
-    from plinth.serving.prediction_log import log_table
-
     kind, size = parse_window(window)
     if kind == "time" and size % 3600 == 0:
         from plinth.monitoring.history import stored_windows, update_history
@@ -167,13 +164,7 @@ def log_drift(
     ref_rows, columns = reference_table(ws, uri, reference=reference, where=reference_where)
     references: dict[str, Reference] = fit_references(ref_rows, columns)
     name = ws.models.get(uri).name
-    try:
-        log = ws.lake.read(log_table(name))
-    except NotFoundError as exc:
-        raise ConfigError(
-            f"Model '{name}' has no prediction log yet.",
-            hint="Serve it with 'plinth serve' (prediction logging is on by default).",
-        ) from exc
+    log = read_log(ws, name)
     present = [c for c in columns if c in log.column_names]
     if not present:
         raise ConfigError(f"The prediction log of '{name}' holds none of the model's inputs.")
@@ -185,6 +176,34 @@ def log_drift(
         report = drift_report(references, window_counts(references, part), thresholds)
         out.append(WindowDrift(start, end, part.num_rows, report))
     return out
+
+
+def no_log(model: str) -> ConfigError:
+    """The error for a model that has not logged any prediction yet.
+
+    Example:
+        >>> no_log("delay").message
+        "Model 'delay' has no prediction log yet."
+    """
+    return ConfigError(
+        f"Model '{model}' has no prediction log yet.",
+        hint="Serve it with 'plinth serve' (prediction logging is on by default).",
+    )
+
+
+def read_log(ws: Workspace, model: str) -> pa.Table:
+    """A model's whole prediction log, or :func:`no_log` if it has none.
+
+    Example:
+        >>> # read_log(ws, "delay").num_rows
+    """
+    from plinth.errors import NotFoundError
+    from plinth.serving.prediction_log import log_table
+
+    try:
+        return ws.lake.read(log_table(model))
+    except NotFoundError as exc:
+        raise no_log(model) from exc
 
 
 def split_windows(log: pa.Table, kind: str, size: float) -> list[tuple[Any, Any, pa.Table]]:
