@@ -547,16 +547,7 @@ class Rule(BaseModel):
             raise ValueError(exc.message) from None
         return value.strip()
 
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        from plinth.monitoring.service import parse_window
-
-        try:
-            parse_window(value)
-        except ConfigError as exc:
-            raise ValueError(f"{exc.message} {exc.hint}") from None
-        return value.strip()
+    _window = field_validator("window")(classmethod(lambda cls, v: _valid_window(v)))
 
     def model_post_init(self, context: Any, /) -> None:
         """Keep the parsed condition next to its text."""
@@ -580,6 +571,17 @@ class Rule(BaseModel):
         from plinth.monitoring.service import parse_window
 
         return parse_window(self.window)
+
+
+def _valid_window(value: str) -> str:
+    """A window spec as written, or a ValueError pydantic reports with its line."""
+    from plinth.monitoring.service import parse_window
+
+    try:
+        parse_window(value)
+    except ConfigError as exc:
+        raise ValueError(f"{exc.message} {exc.hint}") from None
+    return value.strip()
 
 
 class OutcomesSpec(BaseModel):
@@ -643,16 +645,7 @@ class ModelSpec(BaseModel):
     slices: list[str] = Field(default_factory=list)
     metrics_url: str | None = None
 
-    @field_validator("window")
-    @classmethod
-    def _window(cls, value: str) -> str:
-        from plinth.monitoring.service import parse_window
-
-        try:
-            parse_window(value)
-        except ConfigError as exc:
-            raise ValueError(exc.message) from None
-        return value
+    _window = field_validator("window")(classmethod(lambda cls, v: _valid_window(v)))
 
     def target(self) -> Any:
         """The :class:`~plinth.monitoring.facts.Target` these settings describe."""
