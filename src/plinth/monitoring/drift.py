@@ -12,8 +12,9 @@ From two histograms:
   same share of the reference), the Kolmogorov-Smirnov statistic (largest gap between the two
   cumulative distributions at the bin edges) and the Wasserstein-1 distance (the area between
   them) divided by the reference's standard deviation;
-- categorical: PSI, the Jensen-Shannon distance (base 2, 0 to 1) and Cramer's V from the
-  chi-square statistic, with the categories that are new in the window or missing from it.
+- categorical: PSI, the Jensen-Shannon distance (base 2, 0 to 1), the chi-square statistic
+  of the 2 x k table and Cramer's V (its effect size), with the categories that are new in
+  the window or missing from it.
 
 Defaults flag on effect sizes, not p-values: with a million rows every p-value is tiny for a
 trivial shift, so a column drifts when PSI >= 0.2, or (numeric) the normalized Wasserstein
@@ -266,6 +267,7 @@ class ColumnDrift:
     ks: float | None = None
     wasserstein: float | None = None
     js: float | None = None
+    chi2: float | None = None
     cramers_v: float | None = None
     new_categories: tuple[str, ...] = ()
     missing_categories: tuple[str, ...] = ()
@@ -390,7 +392,7 @@ def categorical_drift(
     used = table.sum(axis=0) > 0
     table = table[:, used]
     total = table.sum()
-    cramers = 0.0
+    cramers = chi2 = 0.0
     if total and table.shape[1] > 1:
         expected = table.sum(axis=1, keepdims=True) * table.sum(axis=0, keepdims=True) / total
         chi2 = float(np.sum((table - expected) ** 2 / expected))
@@ -407,6 +409,7 @@ def categorical_drift(
         value,
         bool(drifted),
         js=js,
+        chi2=chi2,
         cramers_v=cramers,
         new_categories=tuple(sorted(window.unseen)),
         missing_categories=missing,
