@@ -70,6 +70,54 @@ class Settings(BaseSettings):
         default_factory=lambda: _default_user(),
         description="Name recorded as the actor of every change (created_by).",
     )
+    project: str = Field(
+        default="default",
+        description="The project roles are granted in and costs and budgets are counted for.",
+    )
+    auth: bool = Field(
+        default=False,
+        description="Require a token (plt_... or an OIDC bearer token) on the inference and "
+        "control-plane APIs. May be off only with the embedded default catalog; servers say "
+        "so when they start.",
+    )
+    oidc_issuer: str = Field(
+        default="",
+        description="Accepted OIDC issuer (iss) of bearer JWTs; empty disables OIDC tokens.",
+    )
+    oidc_audience: str = Field(default="", description="Required audience (aud) of OIDC JWTs.")
+    oidc_jwks_url: str = Field(
+        default="",
+        description="Where the issuer's signing keys (JWKS) are fetched from: https://... or a "
+        "local file path.",
+    )
+    rate_limit: float = Field(
+        default=0.0,
+        description="Requests per second allowed per token on the HTTP APIs (0: no limit); "
+        "beyond it callers get 429 with Retry-After.",
+    )
+    openlineage_url: str = Field(
+        default="",
+        description="Where OpenLineage run events go: an http(s):// endpoint or a file path "
+        "(one JSON event per line); empty: not emitted.",
+    )
+    encryption_key: str = Field(
+        default="",
+        description="Base64 256-bit key: encrypt artifacts and prediction logs at rest "
+        "(AES-GCM). Empty: no encryption unless encryption_key_file is set.",
+    )
+    encryption_key_file: str = Field(
+        default="",
+        description="File holding the base64 encryption key (instead of encryption_key).",
+    )
+    prices: dict[str, float] = Field(
+        default_factory=dict,
+        description="Overrides of the default price table in USD, e.g. {cpu_core_hour = 0.04} "
+        "(see docs/cost.md for the keys).",
+    )
+    budgets: dict[str, float] = Field(
+        default_factory=dict,
+        description="Monthly budget in USD per project; alerts at 80% and 100%.",
+    )
 
     @classmethod
     def settings_customise_sources(

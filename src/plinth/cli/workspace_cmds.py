@@ -74,6 +74,18 @@ def info(
         "profile_on_ingest": str(settings.profile_on_ingest).lower(),
         "pipeline": settings.pipeline,
         "user": settings.user,
+        "project": settings.project,
+        "auth": str(settings.auth).lower(),
+        "oidc_issuer": settings.oidc_issuer,
+        "oidc_audience": settings.oidc_audience,
+        "oidc_jwks_url": redact_url(settings.oidc_jwks_url),
+        "rate_limit": str(settings.rate_limit),
+        "openlineage_url": redact_url(settings.openlineage_url),
+        # Secrets are never printed: only whether they are set.
+        "encryption_key": "(set)" if settings.encryption_key else "",
+        "encryption_key_file": settings.encryption_key_file,
+        "prices": ", ".join(f"{k}={v}" for k, v in sorted(settings.prices.items())),
+        "budgets": ", ".join(f"{k}={v}" for k, v in sorted(settings.budgets.items())),
     }
     if as_json:
         print_json(
