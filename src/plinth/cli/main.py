@@ -11,10 +11,15 @@ import sys
 import typer
 
 from plinth.cli import (
+    access_cmds,
+    audit_cmds,
     capacity_cmd,
     ci_cmds,
+    cost_cmds,
+    docs_cmds,
     features_cmds,
     lake_cmds,
+    lineage_cmds,
     models_cmds,
     monitor_cmds,
     observe_cmds,
@@ -52,6 +57,11 @@ capacity_cmd.register(app)
 optimize_cmd.register(app)
 predict_cmd.register(app)
 monitor_cmds.register(app)
+access_cmds.register(app)
+audit_cmds.register(app)
+lineage_cmds.register(app)
+docs_cmds.register(app)
+cost_cmds.register(app)
 quickstart_cmd.register(app)
 
 
