@@ -8,7 +8,7 @@ actions to take when the condition starts to hold::
       - name: weather-drift            # unique, [a-z0-9_-]+
         model: delay@champion          # a model URI
         when: drift.share >= 0.3 or drift.weather__temp.psi > 0.25
-        window: 1d                     # optional, default 1d: the (latest complete) window
+        window: 1d                     # optional (default: the model's): its newest window
         severity: warning              # info | warning | critical, default warning
         for: 1                         # optional: consecutive holds before firing, default 1
         description: Weather inputs moved away from the training data.   # optional
@@ -574,13 +574,19 @@ class Rule(BaseModel):
 
 
 def _valid_window(value: str) -> str:
-    """A window spec as written, or a ValueError pydantic reports with its line."""
+    """A window of whole hours (what the stored history sums), or a ValueError pydantic
+    reports with its line."""
     from plinth.monitoring.service import parse_window
 
     try:
-        parse_window(value)
+        kind, size = parse_window(value)
     except ConfigError as exc:
         raise ValueError(f"{exc.message} {exc.hint}") from None
+    if kind != "time" or size % 3600:
+        raise ValueError(
+            f"'{value}' is not a whole number of hours; rules read the stored hourly history, "
+            "so use 1h, 6h, 1d, 7d, 30d ..."
+        )
     return value.strip()
 
 
