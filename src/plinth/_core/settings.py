@@ -186,6 +186,30 @@ def find_config_file(start: Path) -> Path | None:
     return None
 
 
+def _check_config_value(path: Path, name: str, value: Any) -> None:
+    """A plinth.toml value must have its setting's type: string, boolean, number or a table
+    of numbers."""
+    annotation = Settings.model_fields[name].annotation
+    number = (int, float)
+    if annotation is bool:
+        ok, kind, example = isinstance(value, bool), "boolean", f"{name} = true"
+    elif annotation is float:
+        ok = isinstance(value, number) and not isinstance(value, bool)
+        kind, example = "number", f"{name} = 10"
+    elif annotation == dict[str, float]:
+        ok = isinstance(value, dict) and all(
+            isinstance(v, number) and not isinstance(v, bool) for v in value.values()
+        )
+        kind, example = "table of numbers", f"[{name}]\nkey = 0.05"
+    else:
+        ok, kind, example = isinstance(value, str), "string", f'{name} = "{value}"'
+    if not ok:
+        raise ConfigError(
+            f"'{path}': setting '{name}' must be a {kind}, not {type(value).__name__}.",
+            hint=f"Write it like: {example}.",
+        )
+
+
 def _read_config(path: Path) -> dict[str, Any]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -205,14 +229,7 @@ def _read_config(path: Path) -> dict[str, Any]:
             hint=f"Known settings are: {', '.join(sorted(known))}.",
         )
     for name, value in values.items():
-        expected = bool if Settings.model_fields[name].annotation is bool else str
-        if not isinstance(value, expected):
-            kind = "boolean" if expected is bool else "string"
-            example = f"{name} = true" if expected is bool else f'{name} = "{value}"'
-            raise ConfigError(
-                f"'{path}': setting '{name}' must be a {kind}, not {type(value).__name__}.",
-                hint=f"Write it like: {example}.",
-            )
+        _check_config_value(path, name, value)
     if "home" in values:
         values["home"] = str((path.parent / Path(values["home"]).expanduser()).resolve())
     storage = values.get("storage_url")
