@@ -17,10 +17,15 @@ human_oversight             oversight measures, promotion controls              
 lifecycle                   versions, alias changes, planned changes, monitoring  6, 9
 standards                   standards applied, declaration of conformity          7, 8
 =========================== ===================================================== ========
+
+:func:`annex_iv_points` regroups the same fields under the nine points of Annex IV, one heading
+each, with a status per point (``filled``, ``partial``, ``needs_human``); the documentation
+bundle (``plinth docs``) writes that form.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 TO_COMPLETE = "To be completed by the provider."
@@ -321,3 +326,96 @@ def annex_iv(card: dict[str, Any], tags: dict[str, str]) -> list[dict[str, Any]]
             ],
         },
     ]
+
+
+# -- the nine points ------------------------------------------------------------------------
+
+#: The nine points of Annex IV: (id, heading, fields in order). Field names are those of
+#: :func:`annex_iv` and of the extra facts a caller adds (the documentation bundle adds
+#: "Putting into service", "Datasheets", "Metrics recorded", "Controls recorded in the
+#: catalog", "Changes from the previous version" and "Monitoring recorded in the catalog").
+ANNEX_IV_POINTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    ("general_description", "1. General description of the AI system",
+     ("Intended purpose", "Provider", "Version", "Software and versions", "Hardware",
+      "Intended users", "Instructions for use", "Putting into service")),
+    ("development_process", "2. Elements of the AI system and its development process",
+     ("Methods and steps", "Design choices and parameters", "Computational resources",
+      "Code version", "Training data", "Data provenance", "Data preparation",
+      "Data quality checks", "Datasheets", "Assumptions and representativeness",
+      "Pre-determined changes", "Validation and testing", "Cybersecurity measures")),
+    ("monitoring_functioning_control",
+     "3. Monitoring, functioning and control of the AI system",
+     ("Metrics", "Accuracy for specific groups", "Known limitations",
+      "Foreseeable unintended outcomes and risks", "Human oversight measures",
+      "Recorded promotion decisions", "Inputs and outputs")),
+    ("metrics_appropriateness", "4. Appropriateness of the performance metrics",
+     ("Metrics recorded", "Appropriateness of the metrics")),
+    ("risk_management", "5. Risk management system (Article 9)",
+     ("Controls recorded in the catalog", "Risk management system")),
+    ("lifecycle_changes", "6. Changes through the lifecycle",
+     ("Version history", "Changes from the previous version")),
+    ("standards", "7. Harmonised standards and other specifications applied",
+     ("Harmonised standards applied",)),
+    ("declaration_of_conformity", "8. EU declaration of conformity (Article 47)",
+     ("EU declaration of conformity",)),
+    ("post_market_monitoring", "9. Post-market monitoring (Article 72)",
+     ("Monitoring recorded in the catalog", "Post-market monitoring")),
+)  # fmt: skip
+#: The tag (and answers file key) that answers each field only a person can fill.
+FIELD_TAGS = {
+    "Intended purpose": "intended_use",
+    "Provider": "provider",
+    "Intended users": "users",
+    "Instructions for use": "instructions_for_use",
+    "Assumptions and representativeness": "data_assumptions",
+    "Pre-determined changes": "predetermined_changes",
+    "Foreseeable unintended outcomes and risks": "risks",
+    "Human oversight measures": "human_oversight",
+    "Appropriateness of the metrics": "metrics_rationale",
+    "Risk management system": "risk_management",
+    "Harmonised standards applied": "standards",
+    "EU declaration of conformity": "declaration_of_conformity",
+    "Post-market monitoring": "monitoring",
+}
+
+
+def annex_iv_points(
+    card: dict[str, Any], tags: Mapping[str, str], extra: Mapping[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """The nine points of Annex IV, each with its fields and a status.
+
+    ``tags`` are the answers by tag name (see :data:`FIELD_TAGS`); one that is not among the
+    card's own ``tags`` is reported with ``source: "answers:<tag>"``. ``extra`` holds further
+    fields by name, in the form :func:`annex_iv` returns. A point's ``status`` is ``filled``
+    (every field known), ``partial`` or ``needs_human`` (no field known); an open field's value
+    is ``None`` and its ``tag`` names the tag that answers it, if one does.
+
+    Example:
+        >>> card = {"model": {"name": "m", "version": 1, "uri": "models:/m/1",
+        ...     "created_at": "2024-01-01", "created_by": "ana"}}
+        >>> points = annex_iv_points(card, {}, {})
+        >>> len(points), points[7]["status"]
+        (9, 'needs_human')
+    """
+    fields: dict[str, dict[str, Any]] = {}
+    for section in annex_iv(card, dict(tags)):
+        for entry in section["fields"]:
+            fields[entry["name"]] = dict(entry)
+    fields.update({name: dict(entry) for name, entry in extra.items()})
+    own = card.get("tags") or {}
+    out = []
+    for point_id, title, names in ANNEX_IV_POINTS:
+        entries = []
+        for name in names:
+            entry = fields.get(name) or _field(name, None)
+            tag = FIELD_TAGS.get(name)
+            if not entry["completed"]:
+                entry["value"] = None
+            elif tag and entry["source"] == f"tag:{tag}" and tag not in own:
+                entry["source"] = f"answers:{tag}"
+            entry["tag"] = tag
+            entries.append(entry)
+        done = sum(1 for e in entries if e["completed"])
+        status = "filled" if done == len(entries) else "partial" if done else "needs_human"
+        out.append({"id": point_id, "title": title, "status": status, "fields": entries})
+    return out

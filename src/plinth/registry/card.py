@@ -104,15 +104,15 @@ class ModelCard:
         """
         return copy.deepcopy(self.data)
 
-    def markdown(self) -> str:
-        """The card as a Markdown document.
+    def markdown(self, *, annex: bool = True) -> str:
+        """The card as a Markdown document (``annex=False``: without the Annex IV section).
 
         Example:
             >>> # Path("MODEL_CARD.md").write_text(ws.models.card("delay:3").markdown())
         """
         from plinth.registry.card_markdown import render
 
-        return render(self.data)
+        return render(self.data, annex=annex)
 
 
 # -- gathering -----------------------------------------------------------------------------

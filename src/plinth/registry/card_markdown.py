@@ -269,8 +269,9 @@ def _annex(data: dict[str, Any]) -> list[str]:
     return out
 
 
-def render(data: dict[str, Any]) -> str:
-    """The whole card as Markdown.
+def render(data: dict[str, Any], *, annex: bool = True) -> str:
+    """The whole card as Markdown; ``annex=False`` leaves out the Annex IV section (for
+    documents that carry it in a file of its own).
 
     Example:
         >>> # render(ws.models.card("delay:3").to_dict())
@@ -287,6 +288,7 @@ def render(data: dict[str, Any]) -> str:
         else ["## Limitations", "", "None recorded."],
         _lineage(data),
         _lifecycle(data),
-        _annex(data),
     ]
+    if annex:
+        parts.append(_annex(data))
     return "\n\n".join("\n".join(part) for part in parts) + "\n"
