@@ -90,11 +90,14 @@ def serve(
         log_flush_s=log_flush,
         reload_interval_s=reload_interval,
     )
+    from plinth._core.settings import load_settings
+    from plinth.governance.access import auth_status
+
     targets = targets_of(uris)
     base = f"http://{host}:{port}"
     console.print(
-        f"Serving {', '.join(t.uri for t in targets)} on {base} with {workers} worker(s); "
-        "authentication is off on this embedded server."
+        f"Serving {', '.join(t.uri for t in targets)} on {base} with {workers} worker(s). "
+        + auth_status(load_settings(home=home).settings)
     )
     console.print(
         f"  predict  POST {base}/v1/models/{targets[0].model}/predict   "

@@ -1,2 +1,2 @@
-"""Governance: identity and access (tokens, roles), the audit chain, lineage, documentation
+"""Governance: identity and access (tokens, roles, OIDC, rate limits), lineage, documentation
 and data protection."""

@@ -5,7 +5,10 @@ when the model has a feature service), the Open Inference Protocol v2 REST API u
 ``GET /v1/models`` (what is served and how traffic is split) and ``GET /metrics``
 (Prometheus). Errors are JSON with a 4xx status: 413 for a body over the limit (before it is
 read), 422 naming the field for bad input, 404 for an unknown model or version, 503 with
-Retry-After while loading or when overloaded.
+Retry-After while loading or when overloaded. With ``PLINTH_AUTH`` on, every path but the
+health probes and the docs needs a bearer token whose role grants ``predictions:read``
+(``/metrics``: ``monitoring:read``): 401 with ``WWW-Authenticate`` without one, 403 for a
+role without the permission, 429 with Retry-After over the rate limit (docs/security.md).
 """
 
 from __future__ import annotations
@@ -37,6 +40,19 @@ log = logging.getLogger(__name__)
 SERVER_NAME = "plinth"
 _ID_PREFIX = f"{uuid.uuid4().hex[:12]}{os.getpid():x}-"
 _ID_COUNTER = itertools.count(1)
+#: Paths anyone may call when authentication is on: the probes, and the API's own docs
+#: (they describe the protocol, not what is served). Every other path needs predictions:read
+#: (/metrics: monitoring:read).
+OPEN_PATHS = frozenset(
+    {
+        "/v2/health/live",
+        "/v2/health/ready",
+        "/docs",
+        "/docs/oauth2-redirect",
+        "/redoc",
+        "/openapi.json",
+    }
+)
 
 
 def new_request_id() -> str:
@@ -73,7 +89,7 @@ def _json(value: Any, status: int = 200, headers: dict[str, str] | None = None) 
 
 
 def _error(exc: PlinthError, *, oip_style: bool = False) -> Response:
-    headers = {}
+    headers = dict(getattr(exc, "headers", None) or {})
     retry = getattr(exc, "retry_after", None)
     if retry is not None:
         headers["Retry-After"] = str(retry)
@@ -84,8 +100,12 @@ def _error(exc: PlinthError, *, oip_style: bool = False) -> Response:
 
 
 def _header(request: Request, name: bytes) -> str | None:
+    return _scope_header(request.scope, name)
+
+
+def _scope_header(scope: dict[str, Any], name: bytes) -> str | None:
     # The raw header list: Starlette's Headers mapping costs more than the lookup here.
-    for key, value in request.scope["headers"]:
+    for key, value in scope["headers"]:
         if key == name:
             return value.decode("latin-1")
     return None
@@ -122,6 +142,17 @@ def _parse_json(raw: bytes | memoryview) -> Any:
         raise SchemaMismatchError(
             f"The request body is not valid JSON: {exc}.", hint="Send a JSON object."
         ) from exc
+
+
+def _json_length(header: str, size: int) -> int:
+    """The JSON part's length from the OIP binary header: digits, at most the body's size."""
+    if not (header.isascii() and header.isdigit()) or int(header) > size:
+        raise SchemaMismatchError(
+            f"Header {oip.HEADER} is {header[:40]!r}, not a length within the body's "
+            f"{size:,} bytes.",
+            hint="Send the byte length of the JSON part of the request.",
+        )
+    return int(header)
 
 
 def _as_of(value: Any) -> datetime | None:
@@ -282,7 +313,7 @@ class InferenceAPI:
             raw = await _read_body(request, self.state.options.max_body_bytes)
             header = _header(request, oip.HEADER.encode())
             if header is not None:
-                split = int(header)
+                split = _json_length(header, len(raw))
                 body = _parse_json(memoryview(raw)[:split])
                 binary: memoryview | None = memoryview(raw)[split:]
             else:
@@ -332,6 +363,10 @@ class InferenceAPI:
             404: "not_found",
             503: "overloaded" if isinstance(exc, Overloaded) else "not_ready",
         }.get(exc.status_code, "error")
+        # Names of models not served come from the URL: one label for all of them, so callers
+        # cannot grow the number of metric series without bound.
+        if name not in self.state.tables:
+            name, version = "(unknown)", "-"
         self.metrics.reject(name, reason)
         self.metrics.request(name, version, route, exc.status_code, perf_counter() - begin)
 
@@ -356,7 +391,7 @@ class InferenceAPI:
             shape = list(getattr(spec, "shape", [-1]))
             inputs = [{"name": "inputs", "datatype": "FP32", "shape": shape}]
         else:
-            kinds = served.schema.kinds
+            kinds = {**served.schema.key_kinds, **served.schema.kinds}
             sent = [*served.schema.required, *served.schema.key_only]
             inputs = [
                 {"name": c, "datatype": oip.kind_datatype(kinds.get(c, "string")), "shape": [-1]}
@@ -502,8 +537,10 @@ def create_app(state: ServingState) -> FastAPI:
 
 
 class _FastPaths:
-    """Pure ASGI middleware: notes when a request entered the app (for Server-Timing) and
-    hands the two prediction routes straight to their handlers.
+    """Pure ASGI middleware: notes when a request entered the app (for Server-Timing), checks
+    the caller when authentication or a rate limit is on (every path but the health probes
+    and the API docs: 401, 429, then 403), and hands the two prediction routes straight to
+    their handlers.
 
     The routes are declared on the FastAPI app as well (OpenAPI, docs); taking them here
     skips a dozen routing and dependency layers that cost more than the prediction of a
@@ -519,6 +556,17 @@ class _FastPaths:
             await self.app(scope, receive, send)
             return
         scope["plinth.t0"] = perf_counter()
+        access = self.api.state.access
+        if access is not None and scope["path"] not in OPEN_PATHS:
+            try:
+                await access.guard(
+                    _scope_header(scope, b"authorization"),
+                    "monitoring:read" if scope["path"] == "/metrics" else "predictions:read",
+                    (scope.get("client") or ("-",))[0],
+                )
+            except PlinthError as exc:
+                await _error(exc, oip_style=scope["path"].startswith("/v2"))(scope, receive, send)
+                return
         if scope["method"] == "POST":
             routed = _route(scope["path"])
             if routed is not None:

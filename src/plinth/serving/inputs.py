@@ -16,6 +16,7 @@ from plinth.errors import SchemaMismatchError
 Columns = dict[str, list[Any]]
 
 #: JSON value types accepted for each signature kind (``None`` is accepted everywhere).
+_INT64 = 2**63
 _ACCEPTS: dict[str, tuple[type, ...]] = {
     "float": (float, int),
     "integer": (int,),
@@ -127,11 +128,16 @@ class InputSchema:
         *,
         fetched: Iterable[str] = (),
         keys: Sequence[str] = (),
+        key_kinds: Mapping[str, str] | None = None,
     ) -> None:
         self.columns = list(columns) if columns is not None else None
         self.fetched = set(fetched)
         self.keys = list(keys)
         self.kinds = dict(self.columns or [])
+        # Entity keys the model does not take are checked against their source column's kind.
+        self.key_kinds = {
+            k: v for k, v in (key_kinds or {}).items() if k in self.keys and k not in self.kinds
+        }
         self.required = [n for n, _ in self.columns or [] if n not in self.fetched]
         self.allowed = set(self.kinds) | set(self.keys)
 
@@ -159,7 +165,7 @@ class InputSchema:
                     f"Field '{name}' is not an input of the model.",
                     hint=f"The model takes: {', '.join(self.required + self.key_only)}.",
                 )
-            kind = self.kinds.get(name)
+            kind = self.kinds.get(name) or self.key_kinds.get(name)
             accepted = _ACCEPTS.get(kind) if kind else None
             if accepted is None:
                 continue
@@ -173,6 +179,11 @@ class InputSchema:
                         f"Field '{name}' row {row} is {_json_type(value)}, but the model "
                         f"expects {kind}.",
                         hint=f"Send '{name}' as {kind} values.",
+                    )
+                if isinstance(value, int) and not -_INT64 <= value < _INT64:
+                    raise SchemaMismatchError(
+                        f"Field '{name}' row {row} is {value}, beyond a 64-bit integer.",
+                        hint=f"Send '{name}' between -2**63 and 2**63 - 1.",
                     )
 
     @property

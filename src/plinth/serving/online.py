@@ -40,10 +40,17 @@ class OnlineFeatures:
         >>> # lookup.fetch({"origin": ["JFK"], "tailnum": ["N14228"]}, 1)
     """
 
-    def __init__(self, store: OnlineStore, views: list[_ViewLookup]) -> None:
+    def __init__(
+        self,
+        store: OnlineStore,
+        views: list[_ViewLookup],
+        key_kinds: dict[str, str] | None = None,
+    ) -> None:
         self.store = store
         self.views = views
         self.keys = list(dict.fromkeys(k for v in views for k in v.keys))
+        #: Each entity key's kind (integer, string ...) from its source table, for validation.
+        self.key_kinds = dict(key_kinds or {})
         self.columns = [c for v in views for c in v.columns]
         self.statuses: Counter[str] = Counter()
 
@@ -60,7 +67,15 @@ class OnlineFeatures:
         """
         from plinth.features import registry
         from plinth.features.historical import feature_column
+        from plinth.registry.signature import arrow_kind
 
+        resolved = registry.resolve(ws, service)
+        key_kinds: dict[str, str] = {}
+        for s in resolved:
+            schema = ws.lake.scan(s.view.source).schema
+            for key in s.view.join_keys:
+                if key in schema.names and key not in key_kinds:
+                    key_kinds[key] = arrow_kind(schema.field(key).type)
         views = [
             _ViewLookup(
                 s.view.name,
@@ -69,12 +84,12 @@ class OnlineFeatures:
                 tuple(feature_column(s.view.name, f) for f in s.features),
                 s.view.ttl,
             )
-            for s in registry.resolve(ws, service)
+            for s in resolved
         ]
         store = ws.features.online_store
         for view in views:
             store.count(view.view)  # opens the connection now, not on the first request
-        return cls(store, views)
+        return cls(store, views, key_kinds)
 
     def fetch(self, keys: Columns, n: int, *, now: datetime | None = None) -> tuple[Columns, float]:
         """The feature columns for ``n`` rows of entity ``keys``, and the seconds it took.

@@ -81,7 +81,10 @@ class ServedVersion:
         )
         fetched = set(features.columns) if features is not None else set()
         self.schema = InputSchema(
-            columns, fetched=fetched, keys=features.keys if features is not None else ()
+            columns,
+            fetched=fetched,
+            keys=features.keys if features is not None else (),
+            key_kinds=features.key_kinds if features is not None else None,
         )
         self.input_names = [n for n, _ in columns] if columns is not None else None
         tensor_fixed = specs is not None and columns is None and specs.shape[:1] != (-1,)

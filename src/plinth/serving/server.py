@@ -47,6 +47,15 @@ def app_from_env() -> FastAPI:
     return build_app(ws, spec["uris"], ServeOptions.from_dict(spec["options"]))
 
 
+def _check_auth(home: str | None) -> None:
+    """Refuse to start with auth off over a shared catalog before any worker process starts."""
+    from plinth._core.settings import load_settings
+    from plinth.governance.access import require_auth_allowed
+
+    settings = load_settings(home=home).settings
+    require_auth_allowed(settings, settings.catalog_url)
+
+
 def serve(
     uris: Sequence[str],
     *,
@@ -60,7 +69,9 @@ def serve(
     """Serve ``uris`` until interrupted; SIGTERM or Ctrl-C shut down gracefully.
 
     Graceful shutdown stops accepting connections, answers what is in flight and queued,
-    and flushes the prediction log before the process exits.
+    and flushes the prediction log before the process exits. With ``PLINTH_AUTH`` off over a
+    shared (non-SQLite) catalog it refuses to start; each server logs at start whether
+    authentication is on (docs/security.md).
 
     Example:
         >>> # serve(["delay@champion"], port=8080, workers=2)
@@ -70,6 +81,7 @@ def serve(
     from plinth.serving.state import targets_of
 
     targets_of(uris)  # fail on a malformed URI before any process starts
+    _check_auth(home)
     if workers < 1:
         raise ConfigError(f"--workers {workers} is not a positive number.", hint="Use 1 or more.")
     options = options or ServeOptions()

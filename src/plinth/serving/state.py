@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from plinth.errors import ConfigError, NotFoundError
+from plinth.governance.access import Access, auth_status, require_auth_allowed
 from plinth.registry.uri import parse_uri
 from plinth.serving.batcher import Inflight
 from plinth.serving.deployments import DeploymentSpec
@@ -89,7 +90,12 @@ class ServingState:
         *,
         loader: Loader | None = None,
     ) -> None:
+        settings = ws.settings
+        require_auth_allowed(settings, settings.catalog_url)
         self.ws = ws
+        #: Authentication, authorization and rate limits; ``None`` when both are off, so the
+        #: open path costs one attribute check.
+        self.access = Access(ws) if settings.auth or settings.rate_limit > 0 else None
         self.targets = list(targets)
         self.options = options
         self.loader: Loader = loader or ServedVersion.load
@@ -111,6 +117,11 @@ class ServingState:
 
     async def start(self) -> None:
         """Start loading every model in the background; readiness turns true when done."""
+        status = auth_status(self.ws.settings)
+        if self.access is None or not self.access.enabled:
+            log.warning(status)
+        else:
+            log.info(status)
         if self.plog is not None:
             self.plog.start()
         if not self.options.background_load:
