@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 import plinth
-from plinth.governance.audit import GENESIS, events, head, record, verify
+from plinth.catalog.audit import GENESIS, events, head, record, verify
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pyarrow as pa
 from plinth._core.clock import utcnow
 from plinth._core.ids import new_id
 from plinth._core.sql import quote
+from plinth.catalog import audit
 from plinth.catalog.lineage import Node, add_edge
 from plinth.catalog.models import TrainingSet
 from plinth.errors import SchemaMismatchError, SourceError
@@ -327,4 +328,17 @@ def _record(
         if "table" in spine:
             spine_node = Node("table_version", f"{spine['table']}@{spine['version']}")
             add_edge(session, spine_node, target, "spine_of")
+        audit.record(
+            session,
+            actor=ws.settings.user,
+            action="training_set.create",
+            resource=f"training_set:{training_set_id}",
+            details={
+                "rows": table.num_rows,
+                "features": names,
+                "tables": inputs["tables"],
+                "views": inputs["views"],
+                "artifact": ref.digest,
+            },
+        )
     return training_set_id

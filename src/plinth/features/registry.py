@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from plinth._core.clock import utcnow
 from plinth._core.sql import quote
+from plinth.catalog import audit
 from plinth.catalog.models import FeatureDefinition
 from plinth.errors import ConfigError, NotFoundError
 from plinth.features.definitions import (
@@ -24,6 +25,10 @@ from plinth.features.definitions import (
 
 if TYPE_CHECKING:
     from plinth.workspace import Workspace
+
+
+#: The audit resource prefix of each definition kind (as in the lineage graph).
+_RESOURCE_KINDS = {"entity": "entity", "view": "feature_view", "service": "feature_service"}
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,17 @@ def apply(ws: Workspace, definitions: Sequence[Definition]) -> list[Change]:
                     created_at=utcnow(),
                     created_by=ws.settings.user,
                 )
+            )
+            audit.record(
+                session,
+                actor=ws.settings.user,
+                action="features.apply",
+                resource=f"{_RESOURCE_KINDS[kind]}:{definition.name}@{version}",
+                details={
+                    "kind": kind,
+                    "spec_hash": digest,
+                    "previous": None if latest is None else latest.version,
+                },
             )
             changes.append(
                 Change(kind, definition.name, version, "created" if latest is None else "changed")

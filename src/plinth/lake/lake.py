@@ -14,6 +14,8 @@ from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from plinth._core.clock import as_utc, utcnow
 from plinth._core.ids import new_id
+from plinth._core.urls import redact_text
+from plinth.catalog import audit
 from plinth.catalog.lineage import Node, add_edge
 from plinth.catalog.models import Ingest, LakeTable, TableVersion
 from plinth.errors import (
@@ -36,6 +38,8 @@ if TYPE_CHECKING:
 
 MODES = ("append", "overwrite", "upsert")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+#: The source descriptor fields an audit event keeps (file lists are counted, not copied).
+_SUMMARY_KEYS = ("kind", "format", "type", "pattern", "url", "predicate", "sha256", "rows")
 
 
 def check_table_name(name: str) -> str:
@@ -213,7 +217,7 @@ class Lake:
                 if row is not None and row.status == "pending":
                     row.status = "failed"
                     row.finished_at = utcnow()
-                    row.error = f"{type(exc).__name__}: {exc}"[:4000]
+                    row.error = redact_text(f"{type(exc).__name__}: {exc}")[:4000]
         except Exception:
             pass
 
@@ -456,6 +460,7 @@ class Lake:
                             TableVersion.table_id == row.id, TableVersion.version == version
                         )
                     )
+                    created = existing is None
                     if existing is None:
                         existing = TableVersion(
                             table_id=row.id,
@@ -481,6 +486,20 @@ class Lake:
                         ingest.version = version
                         ingest.source = source
                         ingest.finished_at = utcnow()
+                    if created:
+                        # Last, so the transaction holds the chain's lock only briefly.
+                        audit.record(
+                            session,
+                            actor=created_by,
+                            action="table.version",
+                            resource=f"table:{table_name}@{version}",
+                            details={
+                                "operation": operation,
+                                "rows": rows_added,
+                                "ingest_id": ingest_id,
+                                "source": source_summary(source),
+                            },
+                        )
                     session.flush()
                     info = VersionInfo.of(row, existing)
                 break
@@ -691,6 +710,26 @@ class Lake:
         from plinth.lake.reconcile import reconcile
 
         return reconcile(self)
+
+
+def source_summary(source: Mapping[str, Any]) -> dict[str, Any]:
+    """A short description of an ingest source for the audit log, with no credentials.
+
+    Example:
+        >>> source_summary({"kind": "sql", "url": "postgresql://u:pw@db/x", "query": "SELECT 1"})
+        {'kind': 'sql', 'url': 'postgresql://u:***@db/x'}
+    """
+    from plinth._core.urls import redact_url
+
+    summary = {k: source[k] for k in _SUMMARY_KEYS if source.get(k) is not None}
+    if isinstance(summary.get("url"), str):
+        summary["url"] = redact_url(summary["url"])
+    for key, value in summary.items():
+        if isinstance(value, str):
+            summary[key] = redact_text(value)
+    if isinstance(source.get("paths"), list):
+        summary["files"] = len(source["paths"])
+    return summary
 
 
 def as_of_utc(value: datetime | None) -> datetime:

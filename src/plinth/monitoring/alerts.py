@@ -352,6 +352,7 @@ class AlertManager:
             >>> # AlertManager(ws).evaluate(rule, "delay", {"drift.share": 0.4}).transition
             >>> # 'fired'
         """
+        from plinth.catalog import audit
         from plinth.catalog.models import Alert, AlertEvent
 
         now = as_utc(now) if now is not None else utcnow()
@@ -426,6 +427,19 @@ class AlertManager:
                 transition = "resolved"
             else:
                 transition = "ok"
+            if row is not None and transition in ("fired", "resolved"):
+                audit.record(
+                    session,
+                    actor=user,
+                    action="alert.fire" if transition == "fired" else "alert.resolve",
+                    resource=f"alert:{row.id}",
+                    details={
+                        "rule": rule.name,
+                        "model": model_name,
+                        "severity": rule.severity,
+                        "value": _finite(value),
+                    },
+                )
             info = _alert_info(row) if row is not None else None
 
         results: list[ActionResult] = []

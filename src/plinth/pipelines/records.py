@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select, update
 
+from plinth._core.urls import redact_text, redact_value
+from plinth.catalog import audit
 from plinth.catalog.lineage import Node, add_edge
 from plinth.catalog.models import (
     LakeTable,
@@ -73,7 +75,8 @@ def create_run(
         >>> # create_run(ws.catalog, run_id=rid, dag=dag, reference="m:f", executor="local",
         >>> #            user="ada", started_at=utcnow())
     """
-    shape = dag.to_json()
+    # Secrets among the parameters (passwords in URLs, tokens) are masked in the records.
+    shape = redact_value(dag.to_json())
     with catalog.session() as session:
         session.add(
             PipelineRun(
@@ -103,6 +106,13 @@ def create_run(
                 )
             )
             add_edge(session, run, step_node(run_id, spec["name"]), "has_step")
+        audit.record(
+            session,
+            actor=user,
+            action="pipeline.start",
+            resource=f"pipeline_run:{run_id}",
+            details={"pipeline": dag.pipeline, "reference": reference, "executor": executor},
+        )
 
 
 def update_step(catalog: Catalog, run_id: str, step: str, **values: Any) -> None:
@@ -193,6 +203,21 @@ def finish_run(
             .where(PipelineRun.id == run_id)
             .values(status=status, error=error, ended_at=ended_at)
         )
+        found = session.execute(
+            select(PipelineRun.pipeline, PipelineRun.created_by).where(PipelineRun.id == run_id)
+        ).first()
+        if found is not None:
+            audit.record(
+                session,
+                actor=found.created_by,
+                action="pipeline.end",
+                resource=f"pipeline_run:{run_id}",
+                details={
+                    "pipeline": found.pipeline,
+                    "status": status,
+                    "error": redact_text(error)[:500] if error else None,
+                },
+            )
 
 
 def skip_steps(catalog: Catalog, run_id: str, steps: list[str], reason: str) -> None:

@@ -17,6 +17,7 @@ import pyarrow as pa
 from sqlalchemy import select
 
 from plinth._core.clock import utcnow
+from plinth.catalog import audit
 from plinth.catalog.models import ContractVersion, Ingest, QualityResult
 from plinth.errors import ContractError, NotFoundError
 from plinth.quality.contracts import Contract, load_contract, parse_contract
@@ -102,6 +103,13 @@ class Quality:
                     created_at=utcnow(),
                     created_by=self.ws.settings.user,
                 )
+            )
+            audit.record(
+                session,
+                actor=self.ws.settings.user,
+                action="contract.apply",
+                resource=f"contract:{contract.table}@{version}",
+                details={"spec_hash": spec_hash, "origin": origin},
             )
         return AppliedContract(contract.table, version, contract, True, origin)
 
@@ -302,6 +310,17 @@ class Quality:
         predicate = _in_predicate(INGEST_COLUMN, ingest_ids)
         self.ws.lake.delete(quarantine_name(table), predicate)
         still = self._quarantine_count(table) - (before - rows.num_rows)
+        self._audit(
+            "quarantine.release",
+            table,
+            {
+                "ingest_ids": ingest_ids,
+                "released": info.rows_added,
+                "still_failing": still,
+                "table_version": info.version,
+                "force": force,
+            },
+        )
         return ReleaseResult(info.rows_added, still, info.version)
 
     def purge(self, table: str, ingest_id: str | None = None) -> int:
@@ -311,7 +330,19 @@ class Quality:
             return 0
         predicate = None if ingest_id is None else _in_predicate(INGEST_COLUMN, [ingest_id])
         self.ws.lake.delete(quarantine_name(table), predicate)
+        self._audit("quarantine.purge", table, {"ingest_id": ingest_id, "rows": rows.num_rows})
         return rows.num_rows
+
+    def _audit(self, action: str, table: str, details: dict[str, Any]) -> None:
+        """Append a quarantine event; its table versions were recorded by the lake already."""
+        with self.catalog.session() as session:
+            audit.record(
+                session,
+                actor=self.ws.settings.user,
+                action=action,
+                resource=f"table:{table}",
+                details=details,
+            )
 
     def _quarantine_count(self, table: str) -> int:
         try:

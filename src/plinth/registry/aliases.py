@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from plinth._core.clock import utcnow
+from plinth.catalog import audit
 from plinth.catalog.models import ModelAlias, ModelAliasEvent, ModelVersion, RegisteredModel
 from plinth.errors import ModelNotFoundError
 from plinth.registry.records import AliasEvent
@@ -152,6 +153,7 @@ def set_alias(
         by=by,
     )
     session.add(event)
+    _audit(session, name, alias, version, previous, by, reason)
     session.flush()
     return _event(event)
 
@@ -185,8 +187,28 @@ def remove_alias(
     )
     session.delete(current)
     session.add(event)
+    _audit(session, name, alias, None, current.version, by, reason)
     session.flush()
     return _event(event)
+
+
+def _audit(
+    session: Session,
+    name: str,
+    alias: str,
+    version: int | None,
+    previous: int | None,
+    by: str,
+    reason: str | None,
+) -> None:
+    """Append the alias change to the audit chain (``version`` is ``None`` for a removal)."""
+    audit.record(
+        session,
+        actor=by,
+        action="model.alias",
+        resource=f"model:{name}",
+        details={"alias": alias, "version": version, "previous": previous, "reason": reason},
+    )
 
 
 def history(session: Session, name: str, alias: str | None = None) -> list[AliasEvent]:

@@ -501,6 +501,7 @@ def _record(
     pipeline_run_id: str | None,
 ) -> int:
     from plinth._core.clock import utcnow
+    from plinth.catalog import audit
     from plinth.catalog.lineage import Node, add_edge
     from plinth.catalog.models import GateDecision
 
@@ -521,6 +522,19 @@ def _record(
         session.flush()
         add_edge(session, Node("model_version", f"{name}/{version}"),
                  Node("gate_decision", str(decision.id)), "judged_by")  # fmt: skip
+        audit.record(
+            session,
+            actor=ws.settings.user,
+            action="gate.decision",
+            resource=f"model:{name}:{version}",
+            details={
+                "passed": passed,
+                "champion": champion_version,
+                "alias": policy.promote_to,
+                "decision_id": int(decision.id),
+                "pipeline_run_id": pipeline_run_id,
+            },
+        )
         return int(decision.id)
 
 

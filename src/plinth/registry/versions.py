@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
 from plinth._core.clock import utcnow
+from plinth.catalog import audit
 from plinth.catalog.lineage import Node, add_edge
 from plinth.catalog.models import (
     FeatureDefinition,
@@ -281,6 +282,18 @@ def _insert(ws: Workspace, name: str, fields: dict[str, Any]) -> ModelVersionInf
                     add_edge(session, Node("run", row.run_id), target, "produced")
                 if row.training_set_id:
                     add_edge(session, Node("training_set", row.training_set_id), target, "trained")
+                audit.record(
+                    session,
+                    actor=user,
+                    action="model.register",
+                    resource=f"model:{name}:{row.version}",
+                    details={
+                        "flavor": row.flavor,
+                        "manifest": row.manifest_digest,
+                        "run_id": row.run_id,
+                        "training_set_id": row.training_set_id,
+                    },
+                )
                 info = ModelVersionInfo.of(row)
             return info
         except SqlIntegrityError as exc:

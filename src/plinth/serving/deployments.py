@@ -205,6 +205,7 @@ class Deployments:
         Example:
             >>> # ws.deployments.apply(DeploymentSpec.of("delay@champion")).revision
         """
+        from plinth.catalog import audit
         from plinth.catalog.models import Deployment, DeploymentRevision
 
         if target not in TARGETS:
@@ -244,6 +245,13 @@ class Deployments:
                     at=now,
                     by=user,
                 )
+            )
+            audit.record(
+                session,
+                actor=user,
+                action=f"deployment.{action}",
+                resource=f"deployment:{name}@{row.revision}",
+                details={"spec": spec.to_dict(), "target": target, "reason": reason},
             )
             session.flush()
             return _info(row)

@@ -3,6 +3,8 @@
 :class:`Runs` is the read side of experiment tracking (``ws.runs``). Every method opens one
 catalog session; lists load the page of runs first and then its parameters, metrics and tags
 in one query each, so a page costs four queries however many runs it holds.
+:func:`audit_run_start` and :func:`audit_run_end` append a run's start and end to the audit
+chain, inside the transaction that writes the run row.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, load_only
 
+from plinth._core.urls import redact_text
+from plinth.catalog import audit
 from plinth.catalog.lineage import Edge, Node, walk
 from plinth.catalog.models import (
     Run,
@@ -43,6 +47,8 @@ __all__ = [
     "RunDetail",
     "RunSummary",
     "Runs",
+    "audit_run_end",
+    "audit_run_start",
 ]
 
 #: Most run ids one comparison or chart takes.
@@ -508,6 +514,45 @@ class Runs:
             labels = {run.id: f"{run.id} ({run.experiment})" for run in runs}
         title = f"Metrics of {len(ids)} run{'s' if len(ids) != 1 else ''}"
         return write_plot(histories, path, labels=labels, title=title)
+
+
+def audit_run_start(session: Session, run: Run) -> None:
+    """Append ``run.start`` for a run row just added, in the same transaction.
+
+    Example:
+        >>> # with ws.catalog.session() as s:
+        >>> #     s.add(row := Run(id=run_id, ..., created_by=ws.settings.user))
+        >>> #     audit_run_start(s, row)
+    """
+    audit.record(
+        session,
+        actor=run.created_by,
+        action="run.start",
+        resource=f"run:{run.id}",
+        details={"experiment": run.experiment, "launcher": run.launcher, "parent": run.parent_id},
+    )
+
+
+def audit_run_end(session: Session, run: Run, actor: str | None = None) -> None:
+    """Append ``run.end`` with the status just set on a run row, in the same transaction.
+
+    ``actor`` defaults to the user who started the run.
+
+    Example:
+        >>> # with ws.catalog.session() as s:
+        >>> #     row = s.get(Run, run_id); row.status = "finished"
+        >>> #     audit_run_end(s, row, ws.settings.user)
+    """
+    audit.record(
+        session,
+        actor=actor or run.created_by,
+        action="run.end",
+        resource=f"run:{run.id}",
+        details={
+            "status": run.status,
+            "error": redact_text(run.error)[:500] if run.error else None,
+        },
+    )
 
 
 def _chunks(items: Sequence[str], size: int) -> Iterable[Sequence[str]]:
