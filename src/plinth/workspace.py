@@ -68,10 +68,11 @@ class Workspace:
 
     @cached_property
     def artifacts(self) -> ArtifactStore:
-        """The content-addressed artifact store."""
+        """The content-addressed artifact store (encrypted at rest when a key is configured)."""
+        from plinth.governance.crypto import load_cipher
         from plinth.storage import ArtifactStore
 
-        return ArtifactStore(self.storage)
+        return ArtifactStore(self.storage, cipher=load_cipher(self.settings))
 
     @cached_property
     def lake(self) -> Lake:
@@ -87,6 +88,10 @@ class Workspace:
         self.__dict__["lake"] = lake
         lake.reconcile()
         self.__dict__["quality"] = attach(self)
+        if self.settings.openlineage_url:
+            from plinth.governance.openlineage import attach as emit_openlineage
+
+            emit_openlineage(self)
         return lake
 
     @property

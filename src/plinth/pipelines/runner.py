@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from plinth._core.clock import utcnow
 from plinth._core.ids import new_id
+from plinth._core.urls import redact_text, redact_value
 from plinth.errors import PlinthError, StepFailedError
 from plinth.pipelines import cache, records
 from plinth.pipelines.dag import Dag, Ref, StepNode, map_structure
@@ -109,10 +110,17 @@ class Runner:
         self.states = {name: _State(node) for name, node in dag.nodes.items()}
         self._code: dict[int, str] = {}
         self._settings: dict[str, Any] | None = None
+        self._openlineage: Any = None
+        if ws.settings.openlineage_url:
+            from plinth.governance.openlineage import PipelineEvents
+
+            self._openlineage = PipelineEvents(ws, self.run_id, dag.pipeline, dict(dag.params))
 
     # ------------------------------------------------------------------ events and records
 
     def _emit(self, kind: str, state: _State | None = None, **fields: Any) -> None:
+        if self._openlineage is not None:
+            self._openlineage.on(kind, state, fields.get("message"))
         if self.on_event is None:
             return
         if state is not None:
@@ -139,10 +147,14 @@ class Runner:
             "attempts": state.attempts,
             "cache_key": state.key,
             "cached_from": state.cached_from,
-            "inputs": {"params": state.params, "artifacts": state.inputs, "tables": state.tables},
+            "inputs": {
+                "params": redact_value(state.params),
+                "artifacts": state.inputs,
+                "tables": state.tables,
+            },
             "outputs": state.outputs or None,
             "log_digest": state.log_digest,
-            "error": state.error,
+            "error": redact_text(state.error) if state.error else state.error,
             "started_at": state.started_at,
             "ended_at": state.ended_at,
         }
@@ -380,12 +392,16 @@ class Runner:
                     values: dict[str, Any] = {"status": state.status, "error": message}
                     if was_running:
                         values["ended_at"] = now
+                    if was_running and self._openlineage is not None:
+                        self._openlineage.on("failed", state)
                     try:
                         records.update_step(self.catalog, self.run_id, state.name, **values)
                     except Exception:
                         break
             with contextlib.suppress(Exception):
                 records.finish_run(self.catalog, self.run_id, "failed", message, now)
+            if self._openlineage is not None:
+                self._openlineage.on("run_aborted", None, message)
 
     def run(self) -> PipelineResult:
         """Lint, record, run every step, and return the result (failed runs too).
@@ -419,7 +435,7 @@ class Runner:
         error = None
         if failed:
             first = failed[0]
-            error = f"Step '{first.name}' failed: {_last_line(first.error)}"
+            error = redact_text(f"Step '{first.name}' failed: {_last_line(first.error)}")
         ended_at = utcnow()
         records.finish_run(self.catalog, self.run_id, status, error, ended_at)
         result = PipelineResult(

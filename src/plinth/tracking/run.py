@@ -33,6 +33,7 @@ from sqlalchemy import select
 
 from plinth._core.clock import utcnow
 from plinth._core.ids import new_id
+from plinth._core.urls import redact_arguments, redact_text, redact_value
 from plinth.catalog.lineage import Node, add_edge
 from plinth.catalog.models import Run as RunRecord
 from plinth.catalog.models import RunArtifact, RunParam, RunResource, RunTag
@@ -207,7 +208,8 @@ class Run:
         """
         if not self.logs or not params:
             return
-        texts = {str(k): _param_text(v) for k, v in params.items()}
+        # Secrets (passwords in URLs, tokens, values named like passwords) are masked.
+        texts = {str(k): _param_text(redact_value(v, str(k))) for k, v in params.items()}
         with self.ws.catalog.session() as session:
             stored = {
                 row.key: row.value
@@ -404,10 +406,17 @@ class Run:
                     and (record.status == "running" or status != "finished")
                 ):
                     record.status = status
-                    record.error = error or record.error
+                    record.error = redact_text(error) if error else record.error
                     if self.owner:
                         record.ended_at = utcnow()
+                    from plinth.tracking.service import audit_run_end
+
+                    audit_run_end(session, record, self.ws.settings.user)
             self.status = status
+            if self.owner and self.ws.settings.openlineage_url:
+                from plinth.governance.openlineage import training_event
+
+                training_event(self.ws, self.id, status)
 
     def __enter__(self) -> Run:
         return self
@@ -427,12 +436,12 @@ class Run:
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             self.end("finished")
             return
-        text = "".join(traceback.format_exception(kind, exc, tb))
+        text = redact_text("".join(traceback.format_exception(kind, exc, tb)))
         try:
             if self.logs:
                 self.log_artifact(text, "traceback.txt")
         finally:
-            summary = f"{kind.__name__ if kind else 'Error'}: {exc}".strip()
+            summary = redact_text(f"{kind.__name__ if kind else 'Error'}: {exc}".strip())
             self.end("killed" if killed else "failed", error=summary)
 
     def __repr__(self) -> str:
@@ -464,7 +473,8 @@ def tag_run(ws: Workspace, run_id: str, tags: Mapping[str, Any]) -> None:
                 hint="Check the id with 'plinth runs list'.",
             )
         for key, value in tags.items():
-            session.merge(RunTag(run_id=run_id, key=str(key), value=str(value)))
+            masked = redact_value(value, str(key))
+            session.merge(RunTag(run_id=run_id, key=str(key), value=str(masked)))
 
 
 def current_run() -> Run | None:
@@ -537,26 +547,36 @@ def start_run(
                 f"No run '{parent}' to be the parent of a new run.",
                 hint="Check the id with 'plinth runs list'.",
             )
-        session.add(
-            RunRecord(
-                id=run_id,
-                experiment=experiment,
-                status="running",
-                parent_id=parent,
-                launcher=launcher,
-                entry_point=(env or {}).get("entry_point", entry_point),
-                arguments=(env or {}).get("arguments", arguments),
-                environment=env,
-                requested=dict(requested) if requested else None,
-                started_at=utcnow(),
-                created_by=ws.settings.user,
-            )
+        row = RunRecord(
+            id=run_id,
+            experiment=experiment,
+            status="running",
+            parent_id=parent,
+            launcher=launcher,
+            entry_point=(env or {}).get(
+                "entry_point", redact_text(entry_point) if entry_point else entry_point
+            ),
+            arguments=(env or {}).get(
+                "arguments", redact_arguments(list(arguments)) if arguments else arguments
+            ),
+            environment=env,
+            requested=dict(requested) if requested else None,
+            started_at=utcnow(),
+            created_by=ws.settings.user,
         )
+        session.add(row)
+        from plinth.tracking.service import audit_run_start
+
+        audit_run_start(session, row)
     run = Run(ws, run_id, experiment, owner=True)
     if git is not None and git.diff:
         run.log_artifact(git.diff, "git.diff")
     run.log_params(params or {})
     run.set_tags(tags or {})
+    if ws.settings.openlineage_url:
+        from plinth.governance.openlineage import training_event
+
+        training_event(ws, run_id)
     return run
 
 
