@@ -102,8 +102,8 @@ class Settings(BaseSettings):
     )
     encryption_key: str = Field(
         default="",
-        description="Base64 256-bit key: encrypt artifacts and prediction logs at rest "
-        "(AES-GCM). Empty: no encryption unless encryption_key_file is set.",
+        description="Base64 256-bit key: encrypt artifacts at rest (AES-GCM). Empty: no "
+        "encryption unless encryption_key_file is set.",
     )
     encryption_key_file: str = Field(
         default="",

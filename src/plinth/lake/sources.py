@@ -19,7 +19,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from plinth._core.urls import redact_url
+from plinth._core.urls import redact_text, redact_url
 from plinth.catalog.lineage import Node
 from plinth.errors import ParseError, SchemaMismatchError, SourceError
 from plinth.storage.artifacts import hash_file
@@ -329,9 +329,9 @@ def sql_source(query: str, url: str) -> Source:
     safe_url = redact_url(url)
     try:
         engine = create_engine(normalize_url(url))
-    except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+    except (ArgumentError, NoSuchModuleError, ImportError, ValueError) as exc:
         raise SourceError(
-            f"Cannot use the database URL '{safe_url}': {exc}.",
+            f"Cannot use the database URL '{safe_url}': {redact_text(str(exc))}.",
             hint="Use a SQLAlchemy URL such as postgresql://user:pass@host/db or sqlite:///f.db.",
         ) from exc
 
@@ -348,7 +348,8 @@ def sql_source(query: str, url: str) -> Source:
                 conn.close()
             engine.dispose()
             raise SourceError(
-                f"The query against '{safe_url}' failed: {getattr(exc, 'orig', exc)}.",
+                f"The query against '{safe_url}' failed: "
+                f"{redact_text(str(getattr(exc, 'orig', exc)))}.",
                 hint="Check the SQL and that the database is reachable.",
             ) from exc
         schema = _rows_schema(columns, first, types)
@@ -359,7 +360,9 @@ def sql_source(query: str, url: str) -> Source:
                 for chunk in chunks:
                     yield _rows_batch(columns, chunk, schema)
             except SQLAlchemyError as exc:
-                raise SourceError(f"Reading the query result failed: {exc}.") from exc
+                raise SourceError(
+                    f"Reading the query result failed: {redact_text(str(exc))}."
+                ) from exc
             finally:
                 conn.close()
                 engine.dispose()
@@ -367,7 +370,7 @@ def sql_source(query: str, url: str) -> Source:
         return schema, batches()
 
     digest = hashlib.sha256(f"{safe_url}\n{query}".encode()).hexdigest()
-    descriptor = {"kind": "sql", "query": query, "url": safe_url, "sha256": digest}
+    descriptor = {"kind": "sql", "query": redact_text(query), "url": safe_url, "sha256": digest}
     return Source(descriptor, opener)
 
 

@@ -4,8 +4,10 @@ The profile holds the reference histograms of every model input and of the predi
 model scores a sample of the reference rows, so prediction drift compares like with like), and
 the bounds traffic is checked against: the reference's range for numbers, and the data
 contract's ``min``/``max``/``allowed`` rules where an input is a feature read straight from a
-contracted column. It also records how far the prediction log has been folded into the
-profile's hourly buckets (see :mod:`plinth.monitoring.history`).
+contracted column. Inputs that carry personal data (``pii`` in a contract, see
+:mod:`plinth.governance.pii`) are left out of the profile. It also records how far the
+prediction log has been folded into the profile's hourly buckets (see
+:mod:`plinth.monitoring.history`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from plinth.governance.pii import contract_rules, model_pii
 from plinth.monitoring.drift import Reference, fit_references, reference_from_dict
 
 if TYPE_CHECKING:
@@ -124,7 +127,10 @@ def ensure_profile(
         if row is not None:
             return _from_row(row)
     table, inputs = reference_table(ws, uri, reference=reference, where=where)
-    references = fit_references(table, inputs)
+    # Personal data (contract columns marked pii) is never profiled: a reference would keep
+    # its values (categories) in the catalog and the reports.
+    private = model_pii(ws, info.name, [info.version], inputs)
+    references = fit_references(table, [c for c in inputs if c not in private])
     scores = _reference_predictions(ws, uri, table)
     if scores is not None:
         references.update(fit_references(scores))
@@ -212,23 +218,9 @@ def _plain(value: Any) -> Any:
 
 
 def _contract_rules(ws: Workspace, inputs: list[str]) -> dict[str, dict[str, Any]]:
-    """Contract rules of inputs that are features copied from a contracted column."""
-    from plinth.errors import PlinthError
-
+    """Contract bounds of inputs that are features copied from a contracted column."""
     out: dict[str, dict[str, Any]] = {}
-    for name in inputs:
-        view_name, sep, feature = name.partition("__")
-        if not sep:
-            continue
-        try:
-            view, _ = ws.features.view(view_name)
-            applied = ws.quality.contract(view.source)
-        except PlinthError:
-            continue
-        column = view.features.get(feature)
-        if applied is None or column is None or column not in applied.contract.columns:
-            continue
-        rules = applied.contract.columns[column]
+    for name, rules in contract_rules(ws, inputs).items():
         found: dict[str, Any] = {}
         for key in ("min", "max"):
             value = _plain(getattr(rules, key))

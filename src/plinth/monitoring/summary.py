@@ -2,11 +2,14 @@
 
 Built from the stored history (drift, quality and latency per window), the outcomes (when the
 model's ``models:`` entry names them) and the alerts in the catalog. Histograms are coarse
-(about ten bars per column) and no raw rows are included, so the report stays small.
+(about ten bars per column) and no raw rows are included, so the report stays small. Columns a
+data contract marks as personal data (``pii``) are left out entirely, even when an older
+profile still holds them.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -29,13 +32,18 @@ def monitoring_summary(
     Example:
         >>> # monitoring_summary(ws, Target("delay@champion", window="30d"))["drift"][-1]
     """
+    from plinth.governance.pii import model_pii
     from plinth.monitoring.alerts import AlertManager
     from plinth.monitoring.facts import observe
 
     moment = now or datetime.now(UTC)
     chosen = window or target.window
     observation = observe(ws, target, window=chosen, now=moment)
-    profile = observation.profile
+    full = observation.profile
+    private = set(model_pii(ws, full.model, [full.version], list(full.references)))
+    profile = replace(
+        full, references={k: v for k, v in full.references.items() if k not in private}
+    )
     drift = []
     quality = []
     latency = []
@@ -43,13 +51,15 @@ def monitoring_summary(
         report = w.drift(profile, target.thresholds)
         bounds = {"start": w.start.isoformat(), "end": w.end.isoformat(), "rows": w.rows}
         drift.append({**bounds, **report.to_dict()})
-        quality.append({**bounds, "columns": w.quality_report(profile)})
+        columns = w.quality_report(full)
+        quality.append({**bounds, "columns": {k: columns[k] for k in columns if k not in private}})
         latency.append({**bounds, **w.latency_report()})
     histograms = {}
     latest = observation.latest
     if latest is not None:
         for name, counts in latest.counts.items():
-            histograms[name] = histogram(profile.references[name], counts)
+            if name in profile.references:
+                histograms[name] = histogram(profile.references[name], counts)
     manager = AlertManager(ws)
     alerts = []
     for alert in manager.alerts(model=profile.model, limit=200):
@@ -72,7 +82,19 @@ def monitoring_summary(
         "quality": quality,
         "latency": latency,
         "alerts": alerts,
-        "facts": observation.facts,
+        "facts": _without_columns(observation.facts, private),
+    }
+
+
+def _without_columns(facts: dict[str, float], columns: set[str]) -> dict[str, float]:
+    """Facts minus the per-column ones (``drift.<column>.*``, ``quality.<column>.*``) of
+    ``columns``."""
+    if not columns:
+        return facts
+    return {
+        name: value
+        for name, value in facts.items()
+        if not any(name.startswith((f"drift.{c}.", f"quality.{c}.")) for c in columns)
     }
 
 

@@ -65,17 +65,21 @@ class Outcome:
     seconds: float = 0.0
 
 
-def open_store(storage: str) -> ArtifactStore:
-    """The artifact store under a storage root (a folder or an ``s3://`` URL).
+def open_store(storage: str, settings: dict[str, Any] | None = None) -> ArtifactStore:
+    """The artifact store under a storage root (a folder or an ``s3://`` URL), encrypting with
+    the key the workspace ``settings`` name, if any.
 
     Example:
         >>> import tempfile
         >>> open_store(tempfile.mkdtemp()).put_bytes(b"x").size
         1
     """
+    from plinth._core.settings import Settings
+    from plinth.governance.crypto import load_cipher
     from plinth.storage import ArtifactStore, open_storage
 
-    return ArtifactStore(open_storage(storage))
+    cipher = load_cipher(Settings(**settings)) if settings else None
+    return ArtifactStore(open_storage(storage), cipher=cipher)
 
 
 def _split_outputs(call: StepCall, result: Any) -> dict[str, Any]:
@@ -119,7 +123,7 @@ def execute(call: StepCall, store: ArtifactStore | None = None) -> Outcome:
     ctx = StepContext(call.run_id, call.node, call.attempt, dict(call.tables), call.settings)
     token = activate(ctx)
     try:
-        store = store or open_store(call.storage)
+        store = store or open_store(call.storage, call.settings)
         stage = "loading its inputs"
         values = {
             ref: load_value(store.get_bytes(digest), trusted=True)

@@ -10,6 +10,7 @@ Example YAML::
       origin: {not_null: true, allowed: [EWR, JFK, LGA]}
       dep_delay: {type: int64, min: -100, max: {value: 1500, severity: warn}}
       tailnum: {regex: "^N[0-9A-Z]+$", max_length: 6, severity: warn}
+      passenger_email: {pii: hash}
     unique:
       - columns: [year, month, day, carrier, flight, origin, sched_dep_time]
     row_count: {min: 1}
@@ -34,6 +35,9 @@ from plinth._core.yaml_lines import line_of
 from plinth.errors import ContractError
 
 Severity = Literal["error", "warn"]
+#: What happens to a personal-data column outside its table: a keyed hash, or left out.
+PiiAction = Literal["hash", "drop"]
+PII_ACTIONS: tuple[PiiAction, ...] = ("hash", "drop")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]*$")
@@ -69,7 +73,12 @@ def _bound(value: Any) -> Any:
 
 
 class ColumnRules(BaseModel):
-    """Checks on one column. Each rule may be a plain value or ``{value, severity}``."""
+    """Checks on one column. Each rule may be a plain value or ``{value, severity}``.
+
+    ``pii`` marks personal data: ``hash`` (``true`` means the same) replaces its values by a
+    keyed hash wherever Plinth copies them out of the table (prediction logs), ``drop`` leaves
+    the column out; either way its values never appear in monitoring reports or summaries.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
@@ -83,6 +92,7 @@ class ColumnRules(BaseModel):
     min_length: int | Bound | None = None
     max_length: int | Bound | None = None
     severity: Severity | None = None
+    pii: PiiAction | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -92,13 +102,27 @@ class ColumnRules(BaseModel):
         out = {}
         for key, value in data.items():
             try:
-                out[key] = value if key in {"type", "severity"} else _bound(value)
+                out[key] = value if key in {"type", "severity", "pii"} else _bound(value)
             except ValidationError as exc:
                 detail = "; ".join(
                     f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
                 )
                 raise ValueError(f"rule '{key}' has {detail}") from None
         return out
+
+    @field_validator("pii", mode="before")
+    @classmethod
+    def _pii(cls, value: Any) -> Any:
+        if value is None or value is False:
+            return None
+        if value is True:
+            return "hash"
+        if isinstance(value, str) and value.strip().lower() in PII_ACTIONS:
+            return value.strip().lower()
+        raise ValueError(
+            f"pii is {value!r}; use 'hash' (a keyed hash replaces the values), 'drop' (the "
+            "column is left out) or true (the same as 'hash')"
+        )
 
     @field_validator("regex")
     @classmethod
@@ -208,6 +232,15 @@ class Contract(BaseModel):
         from plinth.quality.checks import expand_row_checks
 
         return expand_row_checks(self)
+
+    def pii_columns(self) -> dict[str, PiiAction]:
+        """Columns marked as personal data, with what to do with them (``hash`` or ``drop``).
+
+        Example:
+            >>> Contract(table="t", columns={"email": {"pii": "drop"}, "a": {}}).pii_columns()
+            {'email': 'drop'}
+        """
+        return {name: rules.pii for name, rules in self.columns.items() if rules.pii is not None}
 
     def referenced_columns(self) -> set[str]:
         """Columns the contract names (custom SQL checks excluded)."""

@@ -388,6 +388,7 @@ def summarize(
     Example:
         >>> # s = summarize(ws.lake, "flights"); [c.column for c in s.shifts[:3]]
     """
+    from plinth.governance.pii import table_pii
     from plinth.quality.drift import column_shifts
 
     info = lake.version(table, version)
@@ -404,6 +405,9 @@ def summarize(
     shifts = column_shifts(
         lake, table, info.version if reference is None else reference, info.version
     )
+    # Columns the table's contract marks as personal data are never drawn in a report.
+    private = table_pii(lake.catalog, table)
+    shifts = [s for s in shifts if s.column not in private]
     return QualitySummary(
         table=table,
         version=info.version,

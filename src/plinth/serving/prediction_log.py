@@ -12,6 +12,11 @@ request named (``as_of``, for replayed traffic; else the answer time), the model
 the route (``primary``, ``canary`` or ``shadow``), the request's latency, every model input
 (fetched features included) and entity key as typed columns, and the prediction. Outcomes
 can be joined later by request id, or by entity keys and event time.
+
+Inputs and keys that a data contract marks as personal data (``pii: hash`` or ``pii: drop``,
+traced to their tables by :mod:`plinth.governance.pii`) are hashed or left out by the writer
+before anything is written; the policy of each model is looked up again every
+:data:`PRIVACY_REFRESH_S` seconds, so a newly marked column is protected within a minute.
 """
 
 from __future__ import annotations
@@ -36,6 +41,8 @@ if TYPE_CHECKING:
     from plinth.workspace import Workspace
 
 log = logging.getLogger(__name__)
+#: How long the writer keeps a model's personal-data policy before looking it up again.
+PRIVACY_REFRESH_S = 60.0
 _ARROW_TYPES = {
     "float": "float64",
     "integer": "int64",
@@ -267,6 +274,7 @@ def _writer_main(conn: _Pipe) -> None:
     os.nice(19)
     settings = {**settings, "profile_on_ingest": False}
     ws = Workspace(settings=Settings(**settings))
+    privacy = LogPrivacy(ws)
     buffered: list[LogEntry] = []
     written = 0
 
@@ -280,7 +288,7 @@ def _writer_main(conn: _Pipe) -> None:
         for model, group in by_model.items():
             for attempt in range(5):
                 try:
-                    table = to_arrow(group)
+                    table = privacy.apply(model, group, to_arrow(group))
                     ws.lake.ingest(
                         table, table=log_table(model), mode="append", evolve=True, checks=False
                     )
@@ -313,6 +321,71 @@ def _writer_main(conn: _Pipe) -> None:
         write()  # the server went away without a close: keep what it sent
     finally:
         ws.close()
+
+
+class LogPrivacy:
+    """Hashes or drops the personal-data columns of a model's log rows before they are written.
+
+    Which columns, and how, comes from the data contracts (see :mod:`plinth.governance.pii`);
+    it is looked up once per model and versions, and again after :data:`PRIVACY_REFRESH_S`
+    seconds. A failed lookup raises, so rows are never written unprotected.
+
+    Example:
+        >>> # LogPrivacy(ws).apply("delay", entries, to_arrow(entries))
+    """
+
+    def __init__(self, ws: Workspace, refresh_s: float = PRIVACY_REFRESH_S) -> None:
+        self.ws = ws
+        self.refresh_s = refresh_s
+        self._secret: bytes | None = None
+        self._policies: dict[tuple[str, frozenset[int]], tuple[float, dict[str, str]]] = {}
+
+    def actions(self, model: str, entries: list[LogEntry]) -> dict[str, str]:
+        """What to do with each personal-data column among these entries' inputs and keys.
+
+        Example:
+            >>> # LogPrivacy(ws).actions("delay", entries)  -> {'passengers__email': 'hash'}
+        """
+        from plinth.governance.pii import model_pii
+
+        versions = frozenset(e.version for e in entries)
+        key = (model, versions)
+        now = time.monotonic()
+        cached = self._policies.get(key)
+        if cached is None or now - cached[0] > self.refresh_s:
+            columns = list(dict.fromkeys(n for e in entries for n in e.inputs))
+            cached = (now, dict(model_pii(self.ws, model, sorted(versions), columns)))
+            self._policies[key] = cached
+        columns = {n for e in entries for n in e.inputs}
+        return {n: a for n, a in cached[1].items() if n in columns}
+
+    def apply(self, model: str, entries: list[LogEntry], table: pa.Table) -> pa.Table:
+        """``table`` (built from ``entries``) with its personal-data columns protected.
+
+        Example:
+            >>> # LogPrivacy(ws).apply("delay", entries, to_arrow(entries)).column_names
+        """
+        from plinth.governance.pii import hashing_secret, protect
+
+        actions = self.actions(model, entries)
+        if not actions:
+            return table
+        if self._secret is None and "hash" in actions.values():
+            self._secret = hashing_secret(self.ws)
+        return protect(
+            table, actions, secret=self._secret or b"", existing=self._stored_schema(model)
+        )
+
+    def _stored_schema(self, model: str) -> pa.Schema | None:
+        import pyarrow as pa
+
+        from plinth.errors import NotFoundError
+
+        try:
+            stored = self.ws.lake.delta_table(log_table(model))
+        except NotFoundError:
+            return None
+        return pa.schema(stored.schema().to_arrow())
 
 
 def to_arrow(entries: list[LogEntry]) -> pa.Table:

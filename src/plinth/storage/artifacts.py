@@ -1,4 +1,11 @@
-"""Content-addressed artifact store: sha256 names, atomic writes, verified reads, deduplication."""
+"""Content-addressed artifact store: sha256 names, atomic writes, verified reads, deduplication.
+
+With an encryption key configured (``PLINTH_ENCRYPTION_KEY``), the bytes stored are encrypted
+(AES-256-GCM, see :mod:`plinth.governance.crypto`) and carry the key id in their header. An
+artifact is still named by the sha256 of its *plaintext*, so deduplication and verification work
+as before: a read decrypts, then checks the hash. Plaintext artifacts written before a key was
+set remain readable.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,15 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING
 
 from plinth._core.files import atomic_writer
-from plinth.errors import IntegrityError, NotFoundError
+from plinth.errors import ConfigError, IntegrityError, NotFoundError, PlinthError
 from plinth.storage.backends import CHUNK, Storage
 from plinth.storage.keys import safe_key
+
+if TYPE_CHECKING:
+    from plinth.governance.crypto import Cipher
 
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 
@@ -65,7 +76,8 @@ class ArtifactStore:
     Writing the same content twice stores it once (a stored copy of the wrong size, say a
     truncated one, is replaced); every read checks the hash, so a corrupted or
     tampered blob raises :class:`IntegrityError` instead of being used. Named references
-    (``put_named``) map a safe relative name to a digest.
+    (``put_named``) map a safe relative name to a digest. With a ``cipher``, stored bytes are
+    encrypted; the digest stays the hash of the plaintext.
 
     Example:
         >>> import tempfile
@@ -76,69 +88,200 @@ class ArtifactStore:
         True
     """
 
-    def __init__(self, storage: Storage, prefix: str = "artifacts") -> None:
+    def __init__(
+        self, storage: Storage, prefix: str = "artifacts", *, cipher: Cipher | None = None
+    ) -> None:
         self.storage = storage
         self.prefix = safe_key(prefix)
+        self.cipher = cipher
+
+    @property
+    def encrypted(self) -> bool:
+        """Whether new artifacts are stored encrypted."""
+        return self.cipher is not None
 
     def _key(self, digest: str) -> str:
         return f"{self.prefix}/sha256/{digest[:2]}/{digest[2:4]}/{digest}"
 
+    def _stored_size(self, size: int) -> int:
+        if self.cipher is None:
+            return size
+        from plinth.governance.crypto import encrypted_size
+
+        return encrypted_size(size)
+
+    def _is_current(self, key: str, size: int) -> bool:
+        """Whether ``key`` already holds this content as this store would write it now."""
+        if self.storage.size(key) != self._stored_size(size):
+            return False
+        if self.cipher is None:
+            return True
+        # Same size, but perhaps under an older key: rewrite it under the current one.
+        from plinth.governance.crypto import HEADER_SIZE, key_id_of
+
+        try:
+            with self.storage.open_read(key) as handle:
+                head = handle.read(HEADER_SIZE)
+        except NotFoundError:
+            return False
+        return key_id_of(head) == self.cipher.key_id
+
     def put_bytes(self, data: bytes) -> ArtifactRef:
-        """Store ``data`` and return its reference; existing content is not written again."""
+        """Store ``data`` and return its reference; existing content is not written again.
+
+        Example:
+            >>> import tempfile
+            >>> from plinth.storage import open_storage
+            >>> ArtifactStore(open_storage(tempfile.mkdtemp())).put_bytes(b"abc").size
+            3
+        """
         digest = hashlib.sha256(data).hexdigest()
         key = self._key(digest)
-        if self.storage.size(key) != len(data):
-            self.storage.put_bytes(key, data)
+        if not self._is_current(key, len(data)):
+            stored = data if self.cipher is None else self.cipher.encrypt(data)
+            self.storage.put_bytes(key, stored)
         return ArtifactRef(digest, len(data))
 
     def put_file(self, path: str | os.PathLike[str]) -> ArtifactRef:
-        """Store a local file and return its reference; existing content is not written again."""
+        """Store a local file and return its reference; existing content is not written again.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> from plinth.storage import open_storage
+            >>> p = pathlib.Path(tempfile.mkdtemp()) / "w"; _ = p.write_bytes(b"abc")
+            >>> ArtifactStore(open_storage(tempfile.mkdtemp())).put_file(p).size
+            3
+        """
         try:
             digest, size = hash_file(path)
         except FileNotFoundError as exc:
             raise NotFoundError(f"The file '{path}' does not exist.") from exc
         key = self._key(digest)
-        if self.storage.size(key) != size:
+        if self._is_current(key, size):
+            return ArtifactRef(digest, size)
+        if self.cipher is None:
             self.storage.put_file(key, path)
+            return ArtifactRef(digest, size)
+        with tempfile.TemporaryDirectory(prefix="plinth-encrypt-") as folder:
+            sealed = Path(folder) / digest
+            with open(path, "rb") as source, open(sealed, "wb") as target:
+                self.cipher.encrypt_stream(source, target)
+            self.storage.put_file(key, sealed)
         return ArtifactRef(digest, size)
 
     def exists(self, digest: str) -> bool:
         """Return whether an artifact with this digest is stored."""
         return self.storage.exists(self._key(_check_digest(digest)))
 
-    def get_bytes(self, digest: str) -> bytes:
-        """Return an artifact's bytes after checking they hash to ``digest``."""
-        value = _check_digest(digest)
+    def is_stored_encrypted(self, digest: str) -> bool:
+        """Return whether the stored bytes of an artifact are encrypted.
+
+        Example:
+            >>> import tempfile
+            >>> from plinth.storage import open_storage
+            >>> store = ArtifactStore(open_storage(tempfile.mkdtemp()))
+            >>> store.is_stored_encrypted(store.put_bytes(b"x").digest)
+            False
+        """
+        from plinth.governance.crypto import HEADER_SIZE, is_encrypted
+
+        with self._open(_check_digest(digest)) as handle:
+            return is_encrypted(handle.read(HEADER_SIZE))
+
+    def _open(self, value: str) -> IO[bytes]:
         try:
-            data = self.storage.read_bytes(self._key(value))
+            return self.storage.open_read(self._key(value))
         except NotFoundError as exc:
             raise NotFoundError(
                 f"Artifact sha256:{value} is not in the store at '{self.storage.url}'.",
                 hint="Check the workspace (PLINTH_STORAGE_URL) the artifact was written to.",
             ) from exc
+
+    def get_bytes(self, digest: str) -> bytes:
+        """Return an artifact's bytes (decrypted if stored encrypted) after checking they hash
+        to ``digest``.
+
+        Example:
+            >>> import tempfile
+            >>> from plinth.storage import open_storage
+            >>> store = ArtifactStore(open_storage(tempfile.mkdtemp()))
+            >>> store.get_bytes(store.put_bytes(b"abc").digest)
+            b'abc'
+        """
+        from plinth.governance.crypto import is_encrypted
+
+        value = _check_digest(digest)
+        with self._open(value) as handle:
+            data = handle.read()
+        if is_encrypted(data):
+            try:
+                data = self._cipher_for(value, data).decrypt(data, f"Artifact sha256:{value}")
+            except PlinthError:
+                # Plaintext that merely starts like an encrypted object is still valid.
+                if hashlib.sha256(data).hexdigest() == value:
+                    return data
+                raise
         actual = hashlib.sha256(data).hexdigest()
         if actual != value:
             raise self._corrupt(value, actual)
         return data
 
+    def _cipher_for(self, value: str, head: bytes) -> Cipher:
+        from plinth.governance.crypto import key_id_of
+
+        if self.cipher is None:
+            raise ConfigError(
+                f"Artifact sha256:{value} is stored encrypted (key id {key_id_of(head)}), and "
+                "no encryption key is configured.",
+                hint="Set PLINTH_ENCRYPTION_KEY (or encryption_key_file) to the key this "
+                "workspace's artifacts were written with.",
+            )
+        return self.cipher
+
     def get_file(self, digest: str, destination: str | os.PathLike[str]) -> Path:
-        """Copy an artifact to a local file, verified before the file appears at ``destination``."""
+        """Copy an artifact to a local file (decrypted if stored encrypted), verified before the
+        file appears at ``destination``.
+
+        Example:
+            >>> import tempfile, pathlib
+            >>> from plinth.storage import open_storage
+            >>> store = ArtifactStore(open_storage(tempfile.mkdtemp()))
+            >>> ref = store.put_bytes(b"abc")
+            >>> store.get_file(ref.digest, pathlib.Path(tempfile.mkdtemp()) / "a").read_bytes()
+            b'abc'
+        """
+        from plinth.governance.crypto import HEADER_SIZE, is_encrypted
+
         value = _check_digest(digest)
         target = Path(destination)
+        with self._open(value) as source:
+            head = source.read(HEADER_SIZE)
+            encrypted = is_encrypted(head)
+        if encrypted:
+            try:
+                return self._copy(value, target, decrypt=self._cipher_for(value, head))
+            except PlinthError as exc:
+                # Plaintext that merely starts like an encrypted object is still valid.
+                try:
+                    return self._copy(value, target, decrypt=None)
+                except IntegrityError:
+                    raise exc from None
+        return self._copy(value, target, decrypt=None)
+
+    def _copy(self, value: str, target: Path, decrypt: Cipher | None) -> Path:
         hasher = hashlib.sha256()
-        try:
-            source = self.storage.open_read(self._key(value))
-        except NotFoundError as exc:
-            raise NotFoundError(f"Artifact sha256:{value} is not in the store.") from exc
 
         class _Mismatch(Exception):
             pass
 
         try:
-            with source, atomic_writer(target) as out:
-                while chunk := source.read(CHUNK):
-                    hasher.update(chunk)
-                    out.write(chunk)
+            with self._open(value) as source, atomic_writer(target) as out:
+                if decrypt is not None:
+                    decrypt.decrypt_stream(source, out, f"Artifact sha256:{value}", hasher)
+                else:
+                    while chunk := source.read(CHUNK):
+                        hasher.update(chunk)
+                        out.write(chunk)
                 if hasher.hexdigest() != value:
                     raise _Mismatch
         except _Mismatch:

@@ -1,7 +1,8 @@
 """What a run ran on: code version, entry point, Python and packages, OS and hardware.
 
 Captured once when a run starts, stored with the run, so any result can be traced back to
-the exact code and machine that produced it.
+the exact code and machine that produced it. Secrets in the command line (passwords in URLs,
+tokens, the value after ``--password``) are masked before anything is stored.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from plinth._core.urls import redact_arguments, redact_text
 
 GIT_TIMEOUT_S = 10
 #: A dirty working tree's diff is kept as an artifact up to this size; larger ones are cut.
@@ -169,8 +172,8 @@ def capture(entry_point: str | None = None, arguments: list[str] | None = None) 
     except AttributeError:
         cpus_usable = os.cpu_count() or 1
     return {
-        "entry_point": entry_point,
-        "arguments": list(arguments or []),
+        "entry_point": redact_text(entry_point) if entry_point else entry_point,
+        "arguments": redact_arguments(list(arguments or [])),
         "working_dir": os.getcwd(),
         "python": {
             "version": platform.python_version(),
