@@ -126,7 +126,7 @@ def test_oip_v2_health_metadata_and_infer(ws, harness):
     assert model_ready.status_code == 200 and server.json()["name"] == "plinth"
     described = meta.json()
     assert described["name"] == "risk" and described["versions"] == ["1"]
-    assert {i["name"]: i["datatype"] for i in described["inputs"]} == {"x": "FP64", "k": "BYTES"}
+    assert {i["name"]: i["datatype"] for i in described["inputs"]} == {"x": "FP64", "k": "INT64"}
     out = infer.json()
     assert out["id"] == "abc" and out["model_version"] == "1"
     assert out["outputs"][0]["shape"] == [len(KEYS)] and out["outputs"][0]["datatype"] == "FP64"
