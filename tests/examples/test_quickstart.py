@@ -21,6 +21,7 @@ def test_quickstart_ingests_the_five_tables(capsys, tmp_path):
     flat = " ".join(out.split())  # rich wraps long lines
     assert "Alert weather-drift: fired after July, resolved after October." in flat
     assert "AUC by 30-day window" in flat
+    assert "per 1,000 predictions" in flat and "Audit chain:" in flat and "intact" in flat
     assert main(["tables", "--home", home, "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
     counts = {t["name"]: t["latest"]["row_count"] for t in listed}
@@ -31,6 +32,7 @@ def test_quickstart_ingests_the_five_tables(capsys, tmp_path):
     _check_training_runs(home)
     _check_served(home)
     _check_monitoring(home)
+    _check_governance(home)
     # A second run finds every table up to date and creates no new version.
     assert main(["quickstart", "--home", home]) == 0
     assert "0 (kept)" in capsys.readouterr().out
@@ -105,3 +107,35 @@ def _check_monitoring(home: str) -> None:
         assert ws.pipelines.get(run_id).status == "succeeded"
         report = Path(home) / "reports" / "delay-monitoring.html"
         assert 10_000 < report.stat().st_size < 5_000_000
+
+
+def _check_governance(home: str) -> None:
+    """The served model's lineage reaches the flights CSV's content hash; the Annex IV file
+    has every section; the audit chain verifies and an edited row breaks it, named."""
+    import hashlib
+    from pathlib import Path
+
+    from sqlalchemy import text
+
+    import plinth
+    from plinth.catalog.audit import verify
+    from plinth.examples.flights import data_dir
+    from plinth.governance.lineage import lineage
+
+    with plinth.Workspace(home) as ws:
+        files = {
+            n.label: n.attributes["sha256"] for n in lineage(ws, "delay@champion").of_kind("file")
+        }
+        csv = next(p for p in Path(data_dir()).iterdir() if p.name.startswith("flights"))
+        assert files[csv.name] == hashlib.sha256(csv.read_bytes()).hexdigest()
+        annex = (Path(home) / "docs" / "delay" / "annex-iv.md").read_text()
+        assert annex.count("\n## ") >= 9
+        assert verify(ws).ok
+        with ws.catalog.engine.begin() as conn:
+            actor = conn.execute(text("SELECT actor FROM audit_events WHERE seq = 7")).scalar()
+            conn.execute(text("UPDATE audit_events SET actor = 'mallory' WHERE seq = 7"))
+        broken = verify(ws)
+        assert not broken.ok and broken.first_bad == 7
+        with ws.catalog.engine.begin() as conn:
+            conn.execute(text("UPDATE audit_events SET actor = :a WHERE seq = 7"), {"a": actor})
+        assert verify(ws).ok

@@ -90,6 +90,10 @@ def quickstart(home: HomeOption = None) -> None:
     console.print("  plinth table show predictions__delay   every prediction served, with features")
     console.print("  plinth monitor drift delay@champion --window 30d   drift, month by month")
     console.print("  plinth monitor alerts              the weather alert: fired, then resolved")
+    console.print("  plinth lineage delay@champion --html lineage.html   model back to the CSVs")
+    console.print("  plinth docs delay@champion         model card, datasheets, Annex IV file")
+    console.print("  plinth cost --by deployment        cost per 1,000 predictions")
+    console.print("  plinth audit verify                the tamper-evident audit chain")
     console.print(
         "  plinth monitor report delay@champion --html delay.html --rules "
         "src/plinth/examples/flights/monitoring.yaml"
@@ -133,6 +137,7 @@ def _training(ws):  # type: ignore[no-untyped-def]
     _pipeline(ws)
     _mlp(ws)
     _serve(ws)
+    _governance(ws)
 
 
 def _pipeline(ws):  # type: ignore[no-untyped-def]
@@ -320,6 +325,48 @@ def _print_outcomes(ws, timeline, final):  # type: ignore[no-untyped-def]
     summary = monitoring_summary(ws, target)
     path = write_report(summary, ws.home / "reports" / "delay-monitoring.html")
     console.print(f"Monitoring report: {path} ({human_bytes(path.stat().st_size)}).")
+
+
+def _governance(ws):  # type: ignore[no-untyped-def]
+    """Lineage of the served model back to the source files, its documentation bundle, what
+    the quickstart cost at default prices, and the audit chain verified."""
+    from plinth.catalog.audit import verify
+    from plinth.cli.output import console
+    from plinth.cost.accounting import cost_report
+    from plinth.governance.docs_bundle import write_docs
+    from plinth.governance.lineage import lineage
+
+    graph = lineage(ws, "delay@champion", "up")
+    files = graph.of_kind("file")
+    console.print("Lineage of delay@champion back to the source files:")
+    for node in files:
+        sha = str(node.attributes.get("sha256", ""))
+        console.print(f"  {node.label}  sha256 {sha[:16]}...")
+    bundle = write_docs(ws, "delay@champion", ws.home / "docs" / "delay")
+    counts = bundle.annex_counts()
+    console.print(
+        f"Documentation: {len(bundle.files)} files in {bundle.folder} (model card, "
+        f"{len(bundle.datasheets)} datasheets, Annex IV with {counts['sections']} of 9 "
+        f"sections, {counts['fields_filled']} of {counts['fields']} fields filled from the "
+        "catalog; the rest need a human answer)."
+    )
+    report = cost_report(ws, by="deployment")
+    served = next((item for item in report.items if item.model == "delay"), None)
+    per_1000 = (
+        f"; serving delay ${served.per_1000:.6f} per 1,000 predictions "
+        f"({served.predictions:,} predictions, {served.uptime_basis})"
+        if served is not None and served.per_1000 is not None
+        else ""
+    )
+    spend = report.spend
+    console.print(
+        f"Cost at default list prices: ${spend.total_usd:.6f} in all (runs "
+        f"${spend.runs_usd:.6f}, pipelines ${spend.pipelines_usd:.6f}, serving "
+        f"${spend.serving_usd:.6f}, storage ${spend.storage_usd:.6f}){per_1000}."
+    )
+    check = verify(ws)
+    verdict = "intact" if check.ok else f"BROKEN ({check.reason})"
+    console.print(f"Audit chain: {check.events:,} events, {verdict}, head {check.head[:16]}...")
 
 
 def _logged(ws, table):  # type: ignore[no-untyped-def]
