@@ -114,6 +114,16 @@ class Settings(BaseSettings):
         description="Overrides of the default price table in USD, e.g. {cpu_core_hour = 0.04} "
         "(see docs/cost.md for the keys).",
     )
+    url: str = Field(
+        default="",
+        description="Control-plane server to work through (remote mode), e.g. "
+        "http://plinth.internal:8000; empty: use the local catalog.",
+    )
+    token: str = Field(
+        default="",
+        description="API token (plt_...) sent to the control-plane server in remote mode. "
+        "Never printed.",
+    )
     budgets: dict[str, float] = Field(
         default_factory=dict,
         description="Monthly budget in USD per project; alerts at 80% and 100%.",

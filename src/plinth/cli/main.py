@@ -30,6 +30,7 @@ from plinth.cli import (
     quickstart_cmd,
     runs_cmds,
     serve_cmds,
+    server_cmds,
     train_cmds,
     workspace_cmds,
 )
@@ -62,6 +63,7 @@ audit_cmds.register(app)
 lineage_cmds.register(app)
 docs_cmds.register(app)
 cost_cmds.register(app)
+server_cmds.register(app)
 quickstart_cmd.register(app)
 
 

@@ -86,6 +86,8 @@ def info(
         "encryption_key_file": settings.encryption_key_file,
         "prices": ", ".join(f"{k}={v}" for k, v in sorted(settings.prices.items())),
         "budgets": ", ".join(f"{k}={v}" for k, v in sorted(settings.budgets.items())),
+        "url": redact_url(settings.url),
+        "token": "(set)" if settings.token else "",
     }
     if as_json:
         print_json(
