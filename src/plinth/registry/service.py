@@ -326,30 +326,40 @@ class Registry:
         raise AssertionError("unreachable")
 
     def set_alias(
-        self, name: str, alias: str, version: int, reason: str | None = None
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        reason: str | None = None,
+        *,
+        actor: str | None = None,
     ) -> AliasEvent | None:
         """Point ``alias`` at ``version`` of model ``name`` (moving it if it is set).
 
         Returns the recorded event, or ``None`` when the alias already pointed there.
         Raises :class:`~plinth.errors.ModelNotFoundError` for an unknown model or version.
+        ``actor`` is who the history and the audit chain name (default: the workspace user;
+        a server passes its authenticated caller).
 
         Example:
             >>> # ws.models.set_alias("delay", "champion", 3, reason="AUC 0.74 > 0.72")
         """
         check_name(name)
-        user = self.ws.settings.user
+        user = actor or self.ws.settings.user
         return self._alias_change(
             lambda s: alias_ops.set_alias(s, name, alias, int(version), by=user, reason=reason)
         )
 
-    def remove_alias(self, name: str, alias: str, reason: str | None = None) -> AliasEvent:
+    def remove_alias(
+        self, name: str, alias: str, reason: str | None = None, *, actor: str | None = None
+    ) -> AliasEvent:
         """Remove an alias of model ``name``; the version it held stays in the history.
 
         Example:
             >>> # ws.models.remove_alias("delay", "challenger", reason="experiment over")
         """
         check_name(name)
-        user = self.ws.settings.user
+        user = actor or self.ws.settings.user
         return self._alias_change(
             lambda s: alias_ops.remove_alias(s, name, alias, by=user, reason=reason)
         )

@@ -1,0 +1,40 @@
+"""Feature views: the applied views and one view with its definition and watermark."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+
+from plinth.server.api._common import NAME, json_ready, workspace
+from plinth.server.auth import require
+from plinth.server.pagination import Cursor, Limit, Page, paginate
+
+router = APIRouter(
+    prefix="/features", tags=["features"], dependencies=[Depends(require("features:read"))]
+)
+
+
+@router.get("/views", response_model=Page, summary="Applied feature views, by name")
+def list_views(request: Request, limit: Limit = 50, cursor: Cursor = None) -> dict[str, Any]:
+    """The newest version of every applied feature view.
+
+    Example:
+        >>> # GET /api/v1/features/views
+    """
+    views = sorted(workspace(request).features.views().items())
+    items = [{"name": n, "version": v, **json_ready(view.spec())} for n, (view, v) in views]
+    return paginate(lambda n: items[:n], limit=limit, cursor=cursor)
+
+
+@router.get("/views/{name}", summary="One feature view: definition, version and watermark")
+def get_view(request: Request, name: Annotated[str, Path(pattern=NAME)]) -> dict[str, Any]:
+    """One applied feature view with its version and materialization watermark.
+
+    Example:
+        >>> # GET /api/v1/features/views/weather
+    """
+    ws = workspace(request)
+    view, version = ws.features.view(name)
+    watermark = ws.features.watermark(name)
+    return json_ready({"name": name, "version": version, "watermark": watermark, **view.spec()})

@@ -1,0 +1,228 @@
+"""Tracked runs: query and inspect them, chart a metric, and track a run from afar
+(create, log metrics in batches, parameters and tags, end)."""
+
+from __future__ import annotations
+
+import math
+import time
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel, Field
+
+from plinth.errors import ConfigError
+from plinth.server.api import _tracking
+from plinth.server.api._common import workspace
+from plinth.server.auth import require
+from plinth.server.pagination import Cursor, Limit, Page, decode_cursor, page_of
+
+router = APIRouter(prefix="/runs", tags=["runs"])
+READ = [Depends(require("runs:read"))]
+WRITE = [Depends(require("runs:write"))]
+RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="A run id.")]
+Mapping = dict[str, Any]
+
+
+class RunCreate(BaseModel):
+    """A run to start: its experiment, and optionally parameters and tags."""
+
+    experiment: str = Field(min_length=1, max_length=128)
+    params: dict[str, Any] | None = None
+    tags: dict[str, Any] | None = None
+
+
+class RunCreated(BaseModel):
+    """The id of the run just created."""
+
+    id: str
+
+
+class MetricPoint(BaseModel):
+    """One metric point; ``step`` defaults to the key's previous step plus one."""
+
+    key: str = Field(min_length=1, max_length=250)
+    value: float
+    step: int | None = Field(default=None, ge=-(2**62), le=2**62)
+    timestamp: datetime | float | None = None
+
+
+class MetricBatch(BaseModel):
+    """Metric points to log in one request."""
+
+    points: list[MetricPoint] = Field(max_length=100_000)
+
+
+class Params(BaseModel):
+    """Parameters to record (fixed once logged)."""
+
+    params: dict[str, Any]
+
+
+class Tags(BaseModel):
+    """Tags to set (a tag may change)."""
+
+    tags: dict[str, Any]
+
+
+class RunEnd(BaseModel):
+    """How the run ended."""
+
+    status: Literal["finished", "failed", "killed"] = "finished"
+    error: str | None = Field(default=None, max_length=100_000)
+
+
+class Logged(BaseModel):
+    """How many items a write recorded."""
+
+    run_id: str
+    count: int
+
+
+class MetricSeries(BaseModel):
+    """One metric series of a run, downsampled on the server when it is long."""
+
+    run_id: str
+    key: str
+    total: int
+    downsampled: bool
+    steps: list[int]
+    values: list[float | None]
+    timestamps: list[str]
+
+
+@router.get("", response_model=Page, dependencies=READ, summary="Runs, filtered and sorted")
+def list_runs(
+    request: Request,
+    filter: Annotated[
+        str | None, Query(max_length=4000, description="e.g. metrics.auc > 0.7")
+    ] = None,
+    sort: Annotated[str | None, Query(max_length=1000, description="e.g. metrics.auc desc")] = None,
+    experiment: Annotated[str | None, Query(max_length=128)] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> Mapping:
+    """Runs matching ``filter`` (and ``experiment``), ordered by ``sort`` (newest first by
+    default); the filter language is that of ``plinth runs list``.
+
+    Example:
+        >>> # GET /api/v1/runs?filter=metrics.auc%20%3E%200.7&sort=metrics.auc%20desc
+    """
+    if experiment is not None:
+        quoted = "'" + experiment.replace("'", "''") + "'"
+        filter = f"experiment = {quoted}" + (f" and {filter}" if filter else "")
+    offset = decode_cursor(cursor)
+    found = workspace(request).runs.list(filter, sort, limit + 1, offset)
+    page = page_of(found, offset, limit)
+    page["items"] = [run.to_dict() for run in page["items"]]
+    return page
+
+
+@router.get("/{run_id}", dependencies=READ, summary="Everything recorded about a run")
+def get_run(request: Request, run_id: RunId) -> Mapping:
+    """One run: parameters, metric summaries, artifacts, resources, inputs, children.
+
+    Example:
+        >>> # GET /api/v1/runs/run_01J...
+    """
+    return workspace(request).runs.get(run_id).to_dict()
+
+
+@router.get(
+    "/{run_id}/metrics/{key:path}",
+    response_model=MetricSeries,
+    dependencies=READ,
+    summary="A metric's history, downsampled",
+)
+def metric_history(
+    request: Request,
+    run_id: RunId,
+    key: Annotated[str, Path(min_length=1, max_length=250)],
+    max_points: Annotated[int, Query(ge=2, le=100_000)] = 500,
+) -> Mapping:
+    """One metric series of a run with at most ``max_points`` points (per bucket its lowest
+    and highest point, plus the first and last).
+
+    Example:
+        >>> # GET /api/v1/runs/run_01J.../metrics/loss?max_points=500
+    """
+    return workspace(request).runs.history(run_id, key, max_points).to_dict()
+
+
+@router.post(
+    "", response_model=RunCreated, status_code=201, dependencies=WRITE, summary="Start a run"
+)
+def create_run(request: Request, body: RunCreate) -> RunCreated:
+    """Start a run; log to it with the routes below and end it with ``POST .../end``.
+
+    Example:
+        >>> # POST /api/v1/runs {"experiment": "delay", "params": {"lr": 0.1}}
+    """
+    run_id = _tracking.create(workspace(request), body.experiment, body.params, body.tags)
+    return RunCreated(id=run_id)
+
+
+@router.post(
+    "/{run_id}/metrics", response_model=Logged, dependencies=WRITE, summary="Log metric points"
+)
+def log_metrics(request: Request, run_id: RunId, body: MetricBatch) -> Logged:
+    """Log a batch of metric points to a running run.
+
+    Example:
+        >>> # POST /api/v1/runs/run_01J.../metrics {"points": [{"key": "loss", "value": 0.5}]}
+    """
+    now_us = time.time_ns() // 1000
+    points = [
+        (p.key, p.value, p.step, _micros(p.timestamp) if p.timestamp is not None else now_us)
+        for p in body.points
+    ]
+    count = _tracking.log_points(workspace(request), run_id, points)
+    return Logged(run_id=run_id, count=count)
+
+
+@router.post(
+    "/{run_id}/params", response_model=Logged, dependencies=WRITE, summary="Log parameters"
+)
+def log_params(request: Request, run_id: RunId, body: Params) -> Logged:
+    """Record parameters of a run; changing a logged one answers 409.
+
+    Example:
+        >>> # POST /api/v1/runs/run_01J.../params {"params": {"depth": 6}}
+    """
+    _tracking.log_params(workspace(request), run_id, body.params)
+    return Logged(run_id=run_id, count=len(body.params))
+
+
+@router.post("/{run_id}/tags", response_model=Logged, dependencies=WRITE, summary="Set tags")
+def set_tags(request: Request, run_id: RunId, body: Tags) -> Logged:
+    """Set tags on a run, open or ended.
+
+    Example:
+        >>> # POST /api/v1/runs/run_01J.../tags {"tags": {"team": "ops"}}
+    """
+    from plinth.tracking.run import tag_run
+
+    tag_run(workspace(request), run_id, body.tags)
+    return Logged(run_id=run_id, count=len(body.tags))
+
+
+@router.post("/{run_id}/end", dependencies=WRITE, summary="End a run")
+def end_run(request: Request, run_id: RunId, body: RunEnd) -> Mapping:
+    """End a running run as finished, failed or killed; answers the run.
+
+    Example:
+        >>> # POST /api/v1/runs/run_01J.../end {"status": "failed", "error": "diverged"}
+    """
+    ws = workspace(request)
+    _tracking.end(ws, run_id, body.status, body.error)
+    return ws.runs.get(run_id).to_dict()
+
+
+def _micros(value: datetime | float) -> int:
+    seconds = value.timestamp() if isinstance(value, datetime) else value
+    if not math.isfinite(seconds) or not 0 <= seconds < 253_402_300_800:
+        raise ConfigError(
+            f"A metric point's timestamp ({value}) is outside years 1970 to 9999.",
+            hint="Send seconds since the epoch or an ISO 8601 time, or leave it out.",
+        )
+    return int(seconds * 1_000_000)

@@ -1,0 +1,88 @@
+"""Lake tables: list, one table, its versions, its latest quality results and profiles."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Query, Request
+
+from plinth.server.api._common import NAME, json_ready, workspace
+from plinth.server.auth import require
+from plinth.server.pagination import Cursor, Limit, Page, paginate
+
+router = APIRouter(
+    prefix="/tables", tags=["tables"], dependencies=[Depends(require("tables:read"))]
+)
+TableName = Annotated[str, Path(pattern=NAME, description="A lake table's name.")]
+
+
+@router.get("", response_model=Page, summary="Lake tables with their latest version")
+def list_tables(request: Request, limit: Limit = 50, cursor: Cursor = None) -> dict[str, Any]:
+    """Every lake table, by name, one page at a time.
+
+    Example:
+        >>> # GET /api/v1/tables?limit=10
+    """
+    tables = workspace(request).lake.tables()
+    return paginate(lambda n: tables[:n], limit=limit, cursor=cursor, convert=json_ready)
+
+
+@router.get("/{name}", summary="One table with its latest version and contract")
+def get_table(request: Request, name: TableName) -> dict[str, Any]:
+    """A table with its latest version and the data contract applied to it, if any.
+
+    Example:
+        >>> # GET /api/v1/tables/flights
+    """
+    ws = workspace(request)
+    info = ws.lake.table(name)
+    contract = ws.quality.contract(name)
+    return {**json_ready(info), "contract": json_ready(contract) if contract else None}
+
+
+@router.get("/{name}/versions", response_model=Page, summary="A table's versions, newest first")
+def table_versions(
+    request: Request, name: TableName, limit: Limit = 50, cursor: Cursor = None
+) -> dict[str, Any]:
+    """Every recorded version of a table, newest first.
+
+    Example:
+        >>> # GET /api/v1/tables/flights/versions
+    """
+    versions = workspace(request).lake.history(name)[::-1]
+    return paginate(lambda n: versions[:n], limit=limit, cursor=cursor, convert=json_ready)
+
+
+@router.get("/{name}/quality", response_model=Page, summary="Latest quality results")
+def table_quality(
+    request: Request, name: TableName, limit: Limit = 50, cursor: Cursor = None
+) -> dict[str, Any]:
+    """A table's quality results, newest first.
+
+    Example:
+        >>> # GET /api/v1/tables/flights/quality?limit=5
+    """
+    ws = workspace(request)
+    ws.lake.table(name)  # 404 for an unknown table
+    return paginate(
+        lambda n: ws.quality.results(name, limit=n), limit=limit, cursor=cursor, convert=json_ready
+    )
+
+
+@router.get("/{name}/profile", summary="The column profile of one version")
+def table_profile(
+    request: Request,
+    name: TableName,
+    version: Annotated[int | None, Query(ge=0, le=2**31, description="Default: latest.")] = None,
+) -> dict[str, Any]:
+    """The profile (counts, nulls, histograms, top values) of a table version, computed and
+    stored on first request.
+
+    Example:
+        >>> # GET /api/v1/tables/flights/profile?version=2
+    """
+    from plinth.quality.profiles import profile_version
+
+    ws = workspace(request)
+    info = ws.lake.version(name, version)
+    return json_ready(profile_version(ws.lake, name, info.version))
