@@ -32,7 +32,8 @@ quickstart: install
 	$(BIN)/plinth quickstart
 
 ## PostgreSQL and Redis binaries for the integration tests (the test session starts and stops
-## the servers; the S3-compatible server is moto, installed with the dev extra).
+## the servers; the S3-compatible server is moto, installed with the dev extra), and Chromium
+## for the dashboard's browser tests.
 services-deps:
 	@if ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1; then \
 		echo "PostgreSQL binaries: found"; \
@@ -47,6 +48,13 @@ services-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; \
 	else \
 		echo "redis-server is missing: install the 'redis-server' package."; \
+	fi
+	@if command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ]; then \
+		echo "chromium: found"; \
+	elif [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+		echo "chromium is missing: install the 'chromium' package (the dashboard's browser tests drive it)."; \
 	fi
 
 ## Lint, then the whole suite against real PostgreSQL, Redis and S3-compatible servers and a

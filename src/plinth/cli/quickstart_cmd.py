@@ -98,6 +98,8 @@ def quickstart(home: HomeOption = None) -> None:
         "  plinth monitor report delay@champion --html delay.html --rules "
         "src/plinth/examples/flights/monitoring.yaml"
     )
+    console.print(f"  plinth server --home {ws.home}   the web dashboard, then open it with:")
+    console.print("  open http://127.0.0.1:8000/ui")
 
 
 def _features(ws):  # type: ignore[no-untyped-def]
