@@ -83,11 +83,16 @@ def list_events(
 ) -> None:
     """List audit events, newest first."""
     from plinth.catalog.audit import events
+    from plinth.cli import remote
     from plinth.cli.output import console, print_json
     from plinth.workspace import Workspace
 
-    with Workspace(home) as ws:
-        found = events(ws, resource=resource, action=action, actor=actor, limit=limit)
+    if remote.enabled():
+        with remote.client() as client:
+            found = client.audit(resource, limit, action=action, actor=actor)
+    else:
+        with Workspace(home) as ws:
+            found = events(ws, resource=resource, action=action, actor=actor, limit=limit)
     if as_json:
         print_json([e.to_dict() for e in found])
         return
@@ -137,12 +142,22 @@ def verify_chain(
 ) -> None:
     """Check every event's hashes; exit 1 naming the first edited, deleted or reordered one."""
     from plinth.catalog.audit import verify
+    from plinth.cli import remote
     from plinth.cli.output import console, print_json
     from plinth.workspace import Workspace
 
     anchored = _read_anchor(anchor) if anchor is not None else None
-    with Workspace(home) as ws:
-        result = verify(ws, anchor=anchored)
+    if remote.enabled():
+        if anchored is not None:
+            raise ConfigError(
+                "'plinth audit verify --anchor' works on a local catalog only; unset PLINTH_URL.",
+                hint="Without --anchor the server verifies its chain.",
+            )
+        with remote.client() as client:
+            result = client.audit_verify()
+    else:
+        with Workspace(home) as ws:
+            result = verify(ws, anchor=anchored)
     if as_json:
         print_json(result.to_dict())
         if not result.ok:

@@ -54,8 +54,14 @@ def lineage(
             f"Choose one direction, not {' and '.join('--' + c for c in chosen)}.",
             hint="Use --up (inputs), --down (outputs) or --both.",
         )
-    with Workspace(home) as ws:
-        graph = walk(ws, obj, chosen[0] if chosen else "up", depth)
+    from plinth.cli import remote
+
+    if remote.enabled():
+        with remote.client() as client:
+            graph = client.lineage(obj, chosen[0] if chosen else "up", depth)
+    else:
+        with Workspace(home) as ws:
+            graph = walk(ws, obj, chosen[0] if chosen else "up", depth)
     if html is not None:
         from plinth.governance.lineage_html import write_html
 

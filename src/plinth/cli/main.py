@@ -79,10 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         >>> main(["--help"])  # doctest: +SKIP
         0
     """
+    from plinth.cli.remote import check_command
     from plinth.errors import PlinthError
 
     command = typer.main.get_command(app)
     try:
+        check_command(command, argv)
         # Outside standalone mode click returns a command's ``typer.Exit(code)`` as a value.
         code = command.main(args=argv, prog_name="plinth", standalone_mode=False)
     except PlinthError as exc:

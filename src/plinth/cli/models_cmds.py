@@ -50,11 +50,16 @@ def list_models(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from rich import box
     from rich.table import Table
 
+    from plinth.cli import remote
     from plinth.cli.output import console, print_json, when
     from plinth.workspace import Workspace
 
-    with Workspace(home) as ws:
-        models = ws.models.list()
+    if remote.enabled():
+        with remote.client() as client:
+            models = client.models()
+    else:
+        with Workspace(home) as ws:
+            models = ws.models.list()
     if as_json:
         print_json([m.to_dict() for m in models])
         return
@@ -130,12 +135,16 @@ def _print_version(info: ModelVersionInfo, versions: list[int]) -> None:
 @models_app.command("show")
 def show(uri: UriArgument, home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Show one model version: provenance, signature, metrics and files."""
+    from plinth.cli import remote
     from plinth.cli.output import print_json
     from plinth.workspace import Workspace
 
-    with Workspace(home) as ws:
-        info = ws.models.get(uri)
-        versions = [v.version for v in ws.models.versions(info.name)]
+    if remote.enabled():
+        info, versions = remote.model_and_versions(uri)
+    else:
+        with Workspace(home) as ws:
+            info = ws.models.get(uri)
+            versions = [v.version for v in ws.models.versions(info.name)]
     if as_json:
         print_json({**info.to_dict(), "versions": versions})
         return
@@ -166,10 +175,15 @@ def alias_set(
     home: HomeOption = None,
 ) -> None:
     """Point an alias at a version (moving it if it points elsewhere)."""
+    from plinth.cli import remote
     from plinth.workspace import Workspace
 
-    with Workspace(home) as ws:
-        event = ws.models.set_alias(name, alias, version, reason=reason)
+    if remote.enabled():
+        with remote.client() as client:
+            event = client.set_alias(name, alias, version, reason=reason)
+    else:
+        with Workspace(home) as ws:
+            event = ws.models.set_alias(name, alias, version, reason=reason)
     _print_event(event, name, alias)
 
 

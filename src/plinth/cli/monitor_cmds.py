@@ -333,12 +333,18 @@ def alerts(
     """List alerts, newest first."""
     from rich.table import Table
 
+    from plinth.cli import remote
     from plinth.cli.output import console, print_json
     from plinth.monitoring.alerts import AlertManager
     from plinth.workspace import Workspace
 
-    with Workspace(home) as ws:
-        found = AlertManager(ws).alerts(state=state, model=model, rule=rule, limit=limit)
+    if remote.enabled():
+        with remote.client() as client:
+            found = [a for a in client.alerts(state, model) if rule is None or a.rule == rule]
+            found = found[: max(limit, 0)]
+    else:
+        with Workspace(home) as ws:
+            found = AlertManager(ws).alerts(state=state, model=model, rule=rule, limit=limit)
     if as_json:
         print_json([a.to_dict() for a in found])
         return

@@ -90,13 +90,17 @@ def list_runs(
     from rich import box
     from rich.table import Table
 
+    from plinth.cli import remote
     from plinth.cli.output import console, print_json, styled, when
     from plinth.tracking.plot import format_number
     from plinth.tracking.service import Runs
     from plinth.workspace import Workspace
 
-    with Workspace(home) as ws:
-        runs = Runs(ws).list(filter=filter, sort=sort, limit=limit, offset=offset)
+    if remote.enabled():
+        runs = remote.list_runs(filter, sort, limit, offset)
+    else:
+        with Workspace(home) as ws:
+            runs = Runs(ws).list(filter=filter, sort=sort, limit=limit, offset=offset)
     if as_json:
         print_json([run.to_dict() for run in runs])
         return
@@ -246,12 +250,17 @@ def show(
     as_json: JsonOption = False,
 ) -> None:
     """Show one run: parameters, metrics, tags, inputs, artifacts, resources, environment."""
+    from plinth.cli import remote
     from plinth.cli.output import print_json
     from plinth.tracking.service import Runs
     from plinth.workspace import Workspace
 
-    with Workspace(home) as ws:
-        run = Runs(ws).get(run_id)
+    if remote.enabled():
+        with remote.client() as client:
+            run = client.run(run_id)
+    else:
+        with Workspace(home) as ws:
+            run = Runs(ws).get(run_id)
     if as_json:
         print_json(run.to_dict())
         return

@@ -1,0 +1,271 @@
+"""Rebuild the service records from the control-plane server's JSON.
+
+Each ``*_of`` function takes one JSON object as the server answers it (the record's
+``to_dict()`` form: times as ISO 8601, NaN as ``null``) and returns the record a local call
+returns, so both backends hand back equal values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from plinth.client.base import Identity
+
+if TYPE_CHECKING:
+    from plinth.catalog.audit import AuditRecord, Verification
+    from plinth.governance.lineage import LineageGraph
+    from plinth.lake.records import TableInfo, VersionInfo
+    from plinth.monitoring.alerts import AlertInfo
+    from plinth.pipelines.service import PipelineRunSummary
+    from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
+    from plinth.serving.deployments import DeploymentInfo
+    from plinth.tracking.history import MetricHistory
+    from plinth.tracking.service import RunDetail, RunSummary
+
+Json = Mapping[str, Any]
+
+
+def when(value: Any) -> datetime | None:
+    """An ISO 8601 time (or ``None``) as a datetime.
+
+    Example:
+        >>> when("2026-01-02T03:04:05+00:00").year
+        2026
+    """
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+
+
+def number(value: Any) -> float:
+    """A JSON number, ``null`` read back as NaN (how the services hold a missing value).
+
+    Example:
+        >>> math.isnan(number(None))
+        True
+    """
+    return math.nan if value is None else float(value)
+
+
+def _fields(cls: type, data: Json) -> dict[str, Any]:
+    names = cls.__dataclass_fields__  # type: ignore[attr-defined]
+    return {k: v for k, v in data.items() if k in names}
+
+
+def version_of(data: Json) -> VersionInfo:
+    """A table version."""
+    from plinth.lake.records import VersionInfo
+
+    return VersionInfo(**{**_fields(VersionInfo, data), "created_at": when(data["created_at"])})
+
+
+def table_of(data: Json) -> TableInfo:
+    """A table with its latest version."""
+    from plinth.lake.records import TableInfo
+
+    latest = data.get("latest")
+    return TableInfo(
+        **{
+            **_fields(TableInfo, data),
+            "created_at": when(data["created_at"]),
+            "latest": version_of(latest) if latest else None,
+        }
+    )
+
+
+def run_summary_of(data: Json) -> RunSummary:
+    """A run as lists show it."""
+    from plinth.tracking.service import RunSummary
+
+    return RunSummary(**_summary_fields(data))
+
+
+def _summary_fields(data: Json) -> dict[str, Any]:
+    from plinth.tracking.service import RunSummary
+
+    return {
+        **_fields(RunSummary, data),
+        "started_at": when(data["started_at"]),
+        "ended_at": when(data.get("ended_at")),
+        "metrics": {k: number(v) for k, v in (data.get("metrics") or {}).items()},
+        "params": dict(data.get("params") or {}),
+        "tags": dict(data.get("tags") or {}),
+    }
+
+
+def _node(text: str) -> Any:
+    from plinth.catalog.lineage import Node
+
+    kind, _, ident = text.partition(":")
+    return Node(kind, ident)
+
+
+def run_detail_of(data: Json) -> RunDetail:
+    """Everything recorded about one run."""
+    from plinth.catalog.lineage import Edge
+    from plinth.tracking.service import (
+        ArtifactInfo,
+        MetricSummary,
+        ResourceInfo,
+        RunDetail,
+    )
+
+    summaries = {
+        key: MetricSummary(
+            last=number(m.get("last")),
+            last_step=int(m["last_step"]),
+            min=number(m.get("min")),
+            max=number(m.get("max")),
+            count=int(m["count"]),
+        )
+        for key, m in (data.get("metric_summaries") or {}).items()
+    }
+    artifacts = [
+        ArtifactInfo(a["name"], a["kind"], a["digest"], int(a["size"]), when(a["created_at"]))  # type: ignore[arg-type]
+        for a in data.get("artifacts") or []
+    ]
+    resources = [ResourceInfo(**_fields(ResourceInfo, r)) for r in data.get("resources") or []]
+    inputs = [
+        Edge(_node(e["source"]), _node(e["target"]), e["relation"], e.get("details"))
+        for e in data.get("inputs") or []
+    ]
+    return RunDetail(
+        **{
+            **_fields(RunDetail, data),
+            **_summary_fields(data),
+            "metric_summaries": summaries,
+            "artifacts": artifacts,
+            "resources": resources,
+            "inputs": inputs,
+            "children": list(data.get("children") or []),
+        }
+    )
+
+
+def history_of(data: Json, run_id: str) -> MetricHistory:
+    """One metric series (``total`` falls back to the points sent when the server omits it)."""
+    from plinth.tracking.history import MetricHistory
+
+    steps = [int(s) for s in data.get("steps") or []]
+    stamps = data.get("timestamps") or []
+    return MetricHistory(
+        run_id=data.get("run_id") or run_id,
+        key=data["key"],
+        steps=steps,
+        values=[number(v) for v in data.get("values") or []],
+        timestamps=[when(t) for t in stamps],  # type: ignore[misc]
+        total=int(data.get("total", len(steps))),
+    )
+
+
+def model_summary_of(data: Json) -> ModelSummary:
+    """A registered model as lists show it."""
+    from plinth.registry import ModelSummary
+
+    return ModelSummary(
+        **{
+            **_fields(ModelSummary, data),
+            "created_at": when(data["created_at"]),
+            "latest_at": when(data.get("latest_at")),
+            "aliases": {k: int(v) for k, v in (data.get("aliases") or {}).items()},
+        }
+    )
+
+
+def model_version_of(data: Json) -> ModelVersionInfo:
+    """One registered model version."""
+    from plinth.registry import ModelVersionInfo, Signature
+
+    signature = data.get("signature")
+    return ModelVersionInfo(
+        **{
+            **_fields(ModelVersionInfo, data),
+            "signature": Signature.from_dict(signature) if signature else None,
+            "metrics": {k: number(v) for k, v in (data.get("metrics") or {}).items()},
+            "created_at": when(data["created_at"]),
+            "aliases": tuple(data.get("aliases") or ()),
+        }
+    )
+
+
+def alias_event_of(data: Json | None) -> AliasEvent | None:
+    """One alias change (``None`` stays ``None``: the alias already pointed there)."""
+    from plinth.registry import AliasEvent
+
+    if not data:
+        return None
+    return AliasEvent(**{**_fields(AliasEvent, data), "at": when(data["at"])})
+
+
+def pipeline_run_of(data: Json) -> PipelineRunSummary:
+    """A pipeline run as lists show it."""
+    from plinth.pipelines.service import PipelineRunSummary
+
+    return PipelineRunSummary(
+        **{
+            **_fields(PipelineRunSummary, data),
+            "started_at": when(data["started_at"]),
+            "ended_at": when(data.get("ended_at")),
+        }
+    )
+
+
+def deployment_of(data: Json) -> DeploymentInfo:
+    """A deployment as the catalog holds it."""
+    from plinth.serving.deployments import DeploymentInfo, DeploymentSpec
+
+    return DeploymentInfo(
+        **{
+            **_fields(DeploymentInfo, data),
+            "spec": DeploymentSpec.from_dict(data["spec"]),
+            "updated_at": when(data["updated_at"]),
+        }
+    )
+
+
+def alert_of(data: Json) -> AlertInfo:
+    """An alert."""
+    from plinth.monitoring.alerts import AlertInfo
+
+    return AlertInfo(
+        **{
+            **_fields(AlertInfo, data),
+            "fired_at": when(data["fired_at"]),
+            "last_seen_at": when(data["last_seen_at"]),
+            "resolved_at": when(data.get("resolved_at")),
+        }
+    )
+
+
+def audit_of(data: Json) -> AuditRecord:
+    """An audit event."""
+    from plinth.catalog.audit import AuditRecord
+
+    return AuditRecord(**{**_fields(AuditRecord, data), "at": when(data["at"])})
+
+
+def verification_of(data: Json) -> Verification:
+    """The outcome of checking the audit chain."""
+    from plinth.catalog.audit import Verification
+
+    return Verification(**_fields(Verification, data))
+
+
+def lineage_of(data: Json) -> LineageGraph:
+    """A lineage graph."""
+    from plinth.governance.lineage import LineageGraph
+
+    return LineageGraph.from_dict(dict(data))
+
+
+def identity_of(data: Json) -> Identity:
+    """Who the caller is."""
+    return Identity(
+        subject=data["subject"],
+        roles=dict(data.get("roles") or {}),
+        project=data.get("project") or "",
+        permissions=sorted(data.get("permissions") or []),
+    )

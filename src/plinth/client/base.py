@@ -1,0 +1,331 @@
+"""The client interface both backends implement, and the records only the client adds.
+
+A :class:`PlinthClient` answers the same questions whether it reads a local catalog
+(:class:`~plinth.client.local.LocalClient`) or talks to a control-plane server
+(:class:`~plinth.client.remote.RemoteClient`). Results are the plain records the services
+already return (:class:`~plinth.tracking.service.RunSummary`,
+:class:`~plinth.registry.ModelVersionInfo`, :class:`~plinth.monitoring.alerts.AlertInfo` ...),
+rebuilt from JSON on the remote side, so code written against one backend runs on the other.
+Errors are the same classes too: an unknown model is a
+:class:`~plinth.errors.ModelNotFoundError` on both.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+if TYPE_CHECKING:
+    from plinth.catalog.audit import AuditRecord, Verification
+    from plinth.governance.lineage import LineageGraph
+    from plinth.lake.records import TableInfo, VersionInfo
+    from plinth.monitoring.alerts import AlertInfo
+    from plinth.pipelines.service import PipelineRunSummary
+    from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
+    from plinth.serving.deployments import DeploymentInfo
+    from plinth.tracking.history import MetricHistory
+    from plinth.tracking.service import RunDetail, RunSummary
+
+__all__ = ["Identity", "ModelDetail", "Page", "PlinthClient", "RunHandle"]
+
+T = TypeVar("T")
+
+#: Page size of list operations unless told otherwise, and the most one page may hold.
+DEFAULT_LIMIT, MAX_LIMIT = 50, 500
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """One page of a list: its items and the cursor of the next page (``None`` at the end).
+
+    Example:
+        >>> page = Page([1, 2], next_cursor=None)
+        >>> list(page), page.next_cursor
+        ([1, 2], None)
+    """
+
+    items: list[T]
+    next_cursor: str | None = None
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the client acts as: subject, role per project, the project, its permissions.
+
+    Example:
+        >>> Identity("ana", {"default": "viewer"}, "default", ["models:read"]).role
+        'viewer'
+    """
+
+    subject: str
+    roles: dict[str, str]
+    project: str
+    permissions: list[str] = field(default_factory=list)
+
+    @property
+    def role(self) -> str | None:
+        """The role in the client's project, if any."""
+        return self.roles.get(self.project)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary."""
+        return {
+            "subject": self.subject,
+            "roles": dict(self.roles),
+            "project": self.project,
+            "permissions": list(self.permissions),
+        }
+
+
+@dataclass(frozen=True)
+class ModelDetail:
+    """A registered model with every version, oldest first.
+
+    Example:
+        >>> # detail = client.model("delay"); detail.summary.aliases, [v.version for v in detail]
+    """
+
+    summary: ModelSummary
+    versions: list[ModelVersionInfo]
+
+    @property
+    def name(self) -> str:
+        """The model's name."""
+        return self.summary.name
+
+    @property
+    def aliases(self) -> dict[str, int]:
+        """Alias to version, as set now."""
+        return dict(self.summary.aliases)
+
+    def __iter__(self) -> Iterator[ModelVersionInfo]:
+        return iter(self.versions)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary: the summary's fields plus ``versions``."""
+        return {**self.summary.to_dict(), "versions": [v.to_dict() for v in self.versions]}
+
+
+class RunHandle(abc.ABC):
+    """A run being recorded: log metrics, parameters and tags, then end it.
+
+    Use it as a context manager: leaving the block ends the run ``finished``, or ``failed``
+    with the error when the block raises.
+
+    Example:
+        >>> # with client.start_run("demo", params={"lr": 0.1}) as run:
+        >>> #     run.log_metrics({"loss": 0.5, "auc": 0.7}, step=1)
+    """
+
+    id: str
+    experiment: str
+
+    @abc.abstractmethod
+    def log_metric(self, key: str, value: float, step: int | None = None) -> None:
+        """Record one metric point; ``step`` defaults to the key's previous step plus one."""
+
+    @abc.abstractmethod
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Record several metrics at one step (one past their highest step by default)."""
+
+    @abc.abstractmethod
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        """Record parameters (values are kept as text)."""
+
+    @abc.abstractmethod
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        """Set tags (values are kept as text)."""
+
+    @abc.abstractmethod
+    def flush(self) -> None:
+        """Write every buffered metric point now."""
+
+    @abc.abstractmethod
+    def end(self, status: str = "finished", error: str | None = None) -> None:
+        """Flush and record the run's final status (``finished``, ``failed`` or ``killed``)."""
+
+    @property
+    @abc.abstractmethod
+    def status(self) -> str:
+        """``running`` until :meth:`end`, then the status recorded."""
+
+    def __enter__(self) -> RunHandle:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
+            self.end("finished")
+            return
+        killed = isinstance(exc, KeyboardInterrupt | SystemExit)
+        name = kind.__name__ if kind else "Error"
+        self.end("killed" if killed else "failed", error=f"{name}: {exc}".strip())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.id!r}, experiment={self.experiment!r})"
+
+
+class PlinthClient(abc.ABC):
+    """The operations remote mode supports, over a local catalog or a control-plane server.
+
+    Get one with :func:`plinth.client.connect`, which picks the backend from ``PLINTH_URL``.
+
+    Example:
+        >>> # client = plinth.client.connect()
+        >>> # [m.name for m in client.models()]
+        >>> # client.set_alias("delay", "champion", 3, reason="AUC 0.74")
+    """
+
+    # -- lake ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def tables(self) -> list[TableInfo]:
+        """Every lake table with its latest version, by name."""
+
+    @abc.abstractmethod
+    def table(self, name: str) -> TableInfo:
+        """One table; :class:`~plinth.errors.TableNotFoundError` when unknown."""
+
+    @abc.abstractmethod
+    def table_versions(self, name: str) -> list[VersionInfo]:
+        """Every version of a table, oldest first."""
+
+    # -- runs ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def runs(
+        self,
+        filter: str | None = None,
+        sort: str | None = None,
+        experiment: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[RunSummary]:
+        """One page of runs matching ``filter`` (see :mod:`plinth.tracking.query`), newest
+        first unless ``sort`` says otherwise; pass ``next_cursor`` back for the next page."""
+
+    def iter_runs(
+        self,
+        filter: str | None = None,
+        sort: str | None = None,
+        experiment: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+    ) -> Iterator[RunSummary]:
+        """Every matching run, fetched ``limit`` at a time.
+
+        Example:
+            >>> # ids = [r.id for r in client.iter_runs(experiment="delay", limit=100)]
+        """
+        cursor: str | None = None
+        while True:
+            page = self.runs(filter, sort, experiment, limit, cursor)
+            yield from page.items
+            if page.next_cursor is None or not page.items:
+                return
+            cursor = page.next_cursor
+
+    @abc.abstractmethod
+    def run(self, run_id: str) -> RunDetail:
+        """Everything recorded about one run; :class:`~plinth.errors.RunNotFoundError`."""
+
+    @abc.abstractmethod
+    def metric_history(self, run_id: str, key: str, max_points: int = 500) -> MetricHistory:
+        """One metric series of a run, downsampled to at most ``max_points``."""
+
+    @abc.abstractmethod
+    def start_run(
+        self,
+        experiment: str,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> RunHandle:
+        """Start a run and return its handle (a context manager)."""
+
+    # -- registry --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def models(self) -> list[ModelSummary]:
+        """Every registered model with its newest version and aliases, by name."""
+
+    @abc.abstractmethod
+    def model(self, name: str) -> ModelDetail:
+        """One model with its versions; :class:`~plinth.errors.ModelNotFoundError`."""
+
+    @abc.abstractmethod
+    def model_version(self, name: str, version: int | str) -> ModelVersionInfo:
+        """One version (a number, or an alias such as ``champion``)."""
+
+    @abc.abstractmethod
+    def set_alias(
+        self, name: str, alias: str, version: int, reason: str | None = None
+    ) -> AliasEvent | None:
+        """Point ``alias`` at ``version``; ``None`` when it already pointed there."""
+
+    @abc.abstractmethod
+    def remove_alias(self, name: str, alias: str) -> AliasEvent | None:
+        """Remove an alias; the version it held stays in the history."""
+
+    # -- pipelines, deployments, monitoring ------------------------------------------------
+
+    @abc.abstractmethod
+    def pipeline_runs(self, limit: int = 20) -> list[PipelineRunSummary]:
+        """The most recent pipeline runs, newest first."""
+
+    @abc.abstractmethod
+    def deployments(self) -> list[DeploymentInfo]:
+        """Every deployment, by name."""
+
+    @abc.abstractmethod
+    def alerts(self, state: str | None = None, model: str | None = None) -> list[AlertInfo]:
+        """Alerts, newest first, optionally in one state or for one model."""
+
+    # -- governance ------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def audit(
+        self,
+        resource: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        *,
+        action: str | None = None,
+        actor: str | None = None,
+    ) -> list[AuditRecord]:
+        """Audit events, newest first (``table:x`` also matches ``table:x@3``), optionally
+        of one action or actor."""
+
+    @abc.abstractmethod
+    def audit_verify(self) -> Verification:
+        """Check the audit chain's hashes."""
+
+    @abc.abstractmethod
+    def lineage(self, obj: str, direction: str = "up", depth: int | None = None) -> LineageGraph:
+        """The lineage of ``obj`` (``delay@champion``, ``flights@0``, ``run:run_...``)."""
+
+    @abc.abstractmethod
+    def whoami(self) -> Identity:
+        """Who this client acts as, and what it may do."""
+
+    # -- lifetime --------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Release connections (the workspace's catalog, the HTTP pool)."""
+        return None
+
+    def __enter__(self) -> PlinthClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,434 @@
+"""The client over a control-plane server (``PLINTH_URL``), speaking its JSON API.
+
+Every call is one or a few HTTP requests to ``/api/v1`` with ``Authorization: Bearer
+<PLINTH_TOKEN>``. Reads (``GET``) are retried on connection errors and ``503`` answers with
+a short backoff (honouring ``Retry-After``); writes are never retried, so nothing is applied
+twice. Error answers (``{"error": {"type", "message", "hint"}}``) become the same
+:class:`~plinth.errors.PlinthError` classes a local call raises: ``ModelNotFoundError`` for
+an unknown model, :class:`~plinth.governance.access.Forbidden` for a role that does not
+allow the call, :class:`~plinth.governance.access.Unauthenticated` for a bad token.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from plinth.client import _decode as decode
+from plinth.client._errors import ServerUnavailableError, error_class, raise_for
+from plinth.client.base import DEFAULT_LIMIT, MAX_LIMIT, Identity, ModelDetail, Page, PlinthClient
+from plinth.client.local import check_limit
+from plinth.client.runs import RemoteRun
+from plinth.errors import ConfigError
+
+if TYPE_CHECKING:
+    import httpx
+
+    from plinth.catalog.audit import AuditRecord, Verification
+    from plinth.governance.lineage import LineageGraph
+    from plinth.lake.records import TableInfo, VersionInfo
+    from plinth.monitoring.alerts import AlertInfo
+    from plinth.pipelines.service import PipelineRunSummary
+    from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
+    from plinth.serving.deployments import DeploymentInfo
+    from plinth.tracking.history import MetricHistory
+    from plinth.tracking.service import RunDetail, RunSummary
+
+__all__ = ["API_PREFIX", "RemoteClient", "ServerUnavailableError", "error_class"]
+
+API_PREFIX = "/api/v1"
+#: Attempts of a read before giving up, and the first backoff in seconds (doubled each time).
+RETRIES, BACKOFF_S = 4, 0.25
+
+
+def _items(data: Any) -> list[Any]:
+    return list(data["items"] if isinstance(data, dict) and "items" in data else data)
+
+
+class RemoteClient(PlinthClient):
+    """The client over a control-plane server.
+
+    ``transport`` replaces the network (an ``httpx.MockTransport`` in tests, say).
+
+    Example:
+        >>> # client = RemoteClient("http://plinth.internal:8000", token="plt_...")
+        >>> # client.whoami().role
+        >>> # 'viewer'
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None = None,
+        *,
+        timeout_s: float = 30.0,
+        retries: int = RETRIES,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        import httpx
+
+        from plinth import __version__ as version
+
+        base = (url or "").strip().rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"PLINTH_URL '{url}' is not an http(s) URL.",
+                hint="Set it like http://plinth.internal:8000, or unset it to use the local "
+                "catalog.",
+            )
+        if base.endswith(API_PREFIX):
+            base = base[: -len(API_PREFIX)]
+        self.url = base
+        self.retries = max(1, retries)
+        headers = {"User-Agent": f"plinth/{version}", "Accept": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(
+            base_url=base + API_PREFIX,
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 10.0)),
+            transport=transport,
+        )
+
+    def __repr__(self) -> str:
+        return f"RemoteClient({self.url!r})"  # never the token
+
+    def close(self) -> None:
+        """Close the connection pool.
+
+        Example:
+            >>> # client.close()
+        """
+        self._http.close()
+
+    # -- HTTP ------------------------------------------------------------------------------
+
+    def _unreachable(self, exc: Exception) -> ServerUnavailableError:
+        return ServerUnavailableError(
+            f"Cannot reach the Plinth server at {self.url}: {type(exc).__name__}: {exc}.",
+            hint="Check PLINTH_URL and that the server is running ('plinth server').",
+        )
+
+    def _get(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
+        """GET with retries on connection errors and 503 answers."""
+        import httpx
+
+        query = {k: v for k, v in (params or {}).items() if v is not None}
+        delay = BACKOFF_S
+        for attempt in range(self.retries):
+            last = attempt == self.retries - 1
+            try:
+                response = self._http.get(path, params=query)
+            except httpx.TransportError as exc:
+                if last:
+                    raise self._unreachable(exc) from exc
+                time.sleep(delay)
+                delay *= 2
+                continue
+            if response.status_code == 503 and not last:
+                after = response.headers.get("Retry-After", "")
+                time.sleep(min(float(after), 10.0) if after.isdigit() else delay)
+                delay *= 2
+                continue
+            raise_for(response)
+            return response.json()
+        raise AssertionError("unreachable")
+
+    def _send(self, method: str, path: str, body: Any = None) -> Any:
+        """A write: sent once, never retried."""
+        import httpx
+
+        try:
+            response = self._http.request(method, path, json=body)
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        raise_for(response)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def _post(self, path: str, body: Any) -> Any:
+        return self._send("POST", path, body)
+
+    def _walk(
+        self, path: str, params: Mapping[str, Any] | None = None, most: int | None = None
+    ) -> Iterator[Any]:
+        """Every item of a paginated list (at most ``most``), a page at a time."""
+        query = dict(params or {})
+        cursor: str | None = None
+        seen = 0
+        while True:
+            size = MAX_LIMIT if most is None else min(MAX_LIMIT, most - seen)
+            data = self._get(path, {**query, "limit": size, "cursor": cursor})
+            items = _items(data)
+            for item in items:
+                yield item
+                seen += 1
+                if most is not None and seen >= most:
+                    return
+            cursor = data.get("next_cursor") if isinstance(data, dict) else None
+            if cursor is None or not items:
+                return
+
+    @staticmethod
+    def _part(text: str) -> str:
+        return quote(str(text), safe="@:")
+
+    # -- lake ------------------------------------------------------------------------------
+
+    def tables(self) -> list[TableInfo]:
+        """Every lake table, by name.
+
+        Example:
+            >>> # [t.name for t in client.tables()]
+        """
+        return [decode.table_of(t) for t in self._walk("/tables")]
+
+    def table(self, name: str) -> TableInfo:
+        """One table with its latest version.
+
+        Example:
+            >>> # client.table("flights").latest.version
+        """
+        return decode.table_of(self._get(f"/tables/{self._part(name)}"))
+
+    def table_versions(self, name: str) -> list[VersionInfo]:
+        """Every version of a table, oldest first.
+
+        Example:
+            >>> # [v.version for v in client.table_versions("flights")]
+        """
+        found = [decode.version_of(v) for v in self._walk(f"/tables/{self._part(name)}/versions")]
+        return sorted(found, key=lambda v: v.version)
+
+    # -- runs ------------------------------------------------------------------------------
+
+    def runs(
+        self,
+        filter: str | None = None,
+        sort: str | None = None,
+        experiment: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> Page[RunSummary]:
+        """One page of runs.
+
+        Example:
+            >>> # page = client.runs("metrics.auc > 0.7", "metrics.auc desc", limit=10)
+        """
+        check_limit(limit)
+        params = {"filter": filter, "sort": sort, "experiment": experiment}
+        data = self._get("/runs", {**params, "limit": limit, "cursor": cursor})
+        items = [decode.run_summary_of(r) for r in _items(data)]
+        return Page(items, data.get("next_cursor") if isinstance(data, dict) else None)
+
+    def run(self, run_id: str) -> RunDetail:
+        """Everything recorded about one run.
+
+        Example:
+            >>> # client.run("run_01J...").status
+        """
+        return decode.run_detail_of(self._get(f"/runs/{self._part(run_id)}"))
+
+    def metric_history(self, run_id: str, key: str, max_points: int = 500) -> MetricHistory:
+        """One metric series, downsampled on the server to at most ``max_points``.
+
+        Example:
+            >>> # client.metric_history(run_id, "loss").values[-1]
+        """
+        path = f"/runs/{self._part(run_id)}/metrics/{self._part(key)}"
+        return decode.history_of(self._get(path, {"max_points": max_points}), run_id)
+
+    def start_run(
+        self,
+        experiment: str,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        *,
+        batch_size: int | None = None,
+        interval_s: float | None = None,
+    ) -> RemoteRun:
+        """Start a run on the server; its metric points are sent in batches.
+
+        Example:
+            >>> # with client.start_run("demo", params={"lr": 0.1}) as run: ...
+        """
+        from plinth.client.runs import _plain
+
+        body: dict[str, Any] = {"experiment": experiment}
+        if params:
+            body["params"] = _plain(params)
+        if tags:
+            body["tags"] = _plain(tags)
+        created = self._post("/runs", body)
+        options: dict[str, Any] = {}
+        if batch_size is not None:
+            options["batch_size"] = batch_size
+        if interval_s is not None:
+            options["interval_s"] = interval_s
+        return RemoteRun(self, created["id"], experiment, **options)
+
+    # -- registry --------------------------------------------------------------------------
+
+    def models(self) -> list[ModelSummary]:
+        """Every registered model, by name.
+
+        Example:
+            >>> # [m.name for m in client.models()]
+        """
+        return [decode.model_summary_of(m) for m in self._walk("/models")]
+
+    def model(self, name: str) -> ModelDetail:
+        """One model with its versions.
+
+        Example:
+            >>> # client.model("delay").aliases
+        """
+        data = self._get(f"/models/{self._part(name)}")
+        summary = decode.model_summary_of(data.get("model", data))
+        versions = []
+        for entry in data.get("versions") or []:
+            if isinstance(entry, Mapping):
+                versions.append(decode.model_version_of(entry))
+            else:
+                versions.append(self.model_version(name, int(entry)))
+        return ModelDetail(summary, sorted(versions, key=lambda v: v.version))
+
+    def model_version(self, name: str, version: int | str) -> ModelVersionInfo:
+        """One version of a model, by number or alias.
+
+        Example:
+            >>> # client.model_version("delay", "champion").version
+        """
+        text = str(version)
+        if not text.isdigit():  # an alias: the API addresses versions by number
+            from plinth.errors import ModelNotFoundError
+            from plinth.registry.uri import LATEST
+
+            detail = self.model(name)
+            if text == LATEST and detail.versions:
+                return detail.versions[-1]
+            for info in detail.versions:
+                if text in info.aliases:
+                    return info
+            known = ", ".join(detail.aliases) or "none"
+            raise ModelNotFoundError(
+                f"Model '{name}' has no alias '{text}'.",
+                hint=f"Its aliases are: {known}. Set one with 'plinth models alias set'.",
+            )
+        path = f"/models/{self._part(name)}/versions/{text}"
+        return decode.model_version_of(self._get(path))
+
+    def set_alias(
+        self, name: str, alias: str, version: int, reason: str | None = None
+    ) -> AliasEvent | None:
+        """Point an alias at a version (needs ``models:promote``).
+
+        Example:
+            >>> # client.set_alias("delay", "champion", 3, reason="AUC 0.74")
+        """
+        body: dict[str, Any] = {"version": int(version)}
+        if reason is not None:
+            body["reason"] = reason
+        path = f"/models/{self._part(name)}/aliases/{self._part(alias)}"
+        return _alias_event(self._send("PUT", path, body))
+
+    def remove_alias(self, name: str, alias: str) -> AliasEvent | None:
+        """Remove an alias (needs ``models:promote``).
+
+        Example:
+            >>> # client.remove_alias("delay", "challenger")
+        """
+        path = f"/models/{self._part(name)}/aliases/{self._part(alias)}"
+        return _alias_event(self._send("DELETE", path))
+
+    # -- pipelines, deployments, monitoring ------------------------------------------------
+
+    def pipeline_runs(self, limit: int = 20) -> list[PipelineRunSummary]:
+        """The most recent pipeline runs.
+
+        Example:
+            >>> # [r.status for r in client.pipeline_runs(5)]
+        """
+        found = self._walk("/pipelines/runs", most=check_limit(limit))
+        return [decode.pipeline_run_of(r) for r in found]
+
+    def deployments(self) -> list[DeploymentInfo]:
+        """Every deployment.
+
+        Example:
+            >>> # [d.name for d in client.deployments()]
+        """
+        return [decode.deployment_of(d) for d in self._walk("/deployments")]
+
+    def alerts(self, state: str | None = None, model: str | None = None) -> list[AlertInfo]:
+        """Alerts, newest first.
+
+        Example:
+            >>> # [a.message for a in client.alerts(state="firing")]
+        """
+        found = self._walk("/alerts", {"state": state, "model": model}, most=MAX_LIMIT)
+        return [decode.alert_of(a) for a in found]
+
+    # -- governance ------------------------------------------------------------------------
+
+    def audit(
+        self,
+        resource: str | None = None,
+        limit: int = DEFAULT_LIMIT,
+        *,
+        action: str | None = None,
+        actor: str | None = None,
+    ) -> list[AuditRecord]:
+        """Audit events, newest first (needs ``tokens:read``, an admin's).
+
+        Example:
+            >>> # [e.action for e in client.audit("model:delay")]
+        """
+        check_limit(limit)
+        params = {"resource": resource, "action": action}
+        if actor is None:
+            return [decode.audit_of(e) for e in self._walk("/audit", params, most=limit)]
+        out: list[AuditRecord] = []
+        for item in self._walk("/audit", params):  # the API has no actor filter
+            if item.get("actor") == actor:
+                out.append(decode.audit_of(item))
+                if len(out) >= limit:
+                    break
+        return out
+
+    def audit_verify(self) -> Verification:
+        """Check the audit chain on the server.
+
+        Example:
+            >>> # client.audit_verify().ok
+        """
+        return decode.verification_of(self._get("/audit/verify"))
+
+    def lineage(self, obj: str, direction: str = "up", depth: int | None = None) -> LineageGraph:
+        """The lineage of an object.
+
+        Example:
+            >>> # client.lineage("delay@champion").of_kind("table_version")
+        """
+        params = {"direction": direction, "depth": depth}
+        return decode.lineage_of(self._get(f"/lineage/{self._part(obj)}", params))
+
+    def whoami(self) -> Identity:
+        """Who the token acts for, and what it may do.
+
+        Example:
+            >>> # client.whoami().subject
+        """
+        return decode.identity_of(self._get("/whoami"))
+
+
+def _alias_event(data: Any) -> AliasEvent | None:
+    """The alias event of a PUT/DELETE answer: the event itself, or under ``event``."""
+    if isinstance(data, Mapping) and "event" in data:
+        data = data["event"]
+    if isinstance(data, Mapping) and "action" in data and "at" in data:
+        return decode.alias_event_of(data)
+    return None

@@ -1,0 +1,132 @@
+"""The CLI in remote mode: with PLINTH_URL and PLINTH_TOKEN set, the commands that work
+through the server print exactly what they print over the local catalog; the others exit 1
+saying they need a local catalog."""
+
+from __future__ import annotations
+
+import pytest
+
+from plinth.cli.main import main
+from tests.client.conftest import World
+
+
+def cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def remote_env(monkeypatch: pytest.MonkeyPatch, world: World):
+    """A function switching the environment between remote mode and local."""
+    assert world.server is not None
+
+    def switch(on: bool) -> None:
+        if on:
+            monkeypatch.setenv("PLINTH_URL", world.server.url)
+            monkeypatch.setenv("PLINTH_TOKEN", world.admin_token)
+        else:
+            monkeypatch.delenv("PLINTH_URL", raising=False)
+            monkeypatch.delenv("PLINTH_TOKEN", raising=False)
+
+    return switch
+
+
+def both(capsys, remote_env, world: World, *args: str) -> tuple[str, str]:
+    """The output of one command run locally (--home) and then through the server."""
+    remote_env(False)
+    code, local, err = cli(capsys, *args, "--home", str(world.settings.home))
+    assert code == 0, err
+    remote_env(True)
+    code, remote, err = cli(capsys, *args)
+    assert code == 0, err
+    return local, remote
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("runs", "list"),
+        ("runs", "list", "--limit", "2", "--offset", "1", "--sort", "metrics.auc desc"),
+        ("runs", "list", "--filter", "experiment = 'exp-a'", "--json"),
+        ("models", "list"),
+        ("models", "list", "--json"),
+        ("models", "show", "clf@champion"),
+        ("models", "show", "clf"),
+        ("models", "show", "clf:2", "--json"),
+        ("monitor", "alerts"),
+        ("monitor", "alerts", "--model", "clf", "--rule", "hot", "--json"),
+        ("audit", "list", "--resource", "model:clf"),
+        ("audit", "list", "--limit", "5", "--json"),
+        ("audit", "verify"),
+        ("lineage", "clf@champion"),
+        ("lineage", "flights@0", "--down", "--json"),
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_remote_commands_print_what_local_ones_print(capsys, remote_env, world, args):
+    local, remote = both(capsys, remote_env, world, *args)
+    assert remote == local
+    assert remote.strip()
+
+
+def test_runs_show_prints_the_same_detail(capsys, remote_env, world):
+    local, remote = both(capsys, remote_env, world, "runs", "show", world.run_ids[2])
+    assert remote == local and world.run_ids[2] in remote
+
+
+def test_alias_set_moves_the_alias_through_the_server(capsys, remote_env, world):
+    remote_env(True)
+    code, out, err = cli(capsys, "models", "alias", "set", "clf", "cli", "2", "-r", "try")
+    assert code == 0, err
+    assert out.strip() == "Set alias 'cli' of clf to version 2."
+    assert world.ws.models.list()[0].aliases["cli"] == 2
+    code, out, _ = cli(capsys, "models", "alias", "set", "clf", "cli", "2")
+    assert out.strip() == "Alias 'cli' of clf already points at that version; unchanged."
+    world.ws.models.remove_alias("clf", "cli")
+
+
+def test_remote_errors_are_the_local_errors(capsys, remote_env, world):
+    remote_env(True)
+    code, _, err = cli(capsys, "runs", "show", "run_nope")
+    assert code == 1 and "No run has the id 'run_nope'" in err
+    code, _, err = cli(capsys, "models", "show", "nope")
+    assert code == 1 and "No model is registered under the name 'nope'" in err
+
+
+def test_a_viewer_token_cannot_move_an_alias(capsys, remote_env, world, monkeypatch):
+    remote_env(True)
+    monkeypatch.setenv("PLINTH_TOKEN", world.viewer_token)
+    code, _, err = cli(capsys, "models", "alias", "set", "clf", "champion", "2")
+    assert code == 1 and "may not models:promote" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("tables",),
+        ("runs", "compare", "a", "b"),
+        ("models", "alias", "remove", "clf", "champion"),
+        ("token", "list"),
+        ("server",),
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_local_only_commands_exit_1_in_remote_mode(capsys, remote_env, args):
+    remote_env(True)
+    code, out, err = cli(capsys, *args)
+    assert code == 1 and not out
+    text = " ".join(err.split())
+    assert f"'plinth {' '.join(a for a in args if a not in ('a', 'b', 'clf', 'champion'))}'" in text
+    assert "works on a local catalog only; unset PLINTH_URL" in text
+
+
+def test_help_and_an_anchor_in_remote_mode(capsys, remote_env, tmp_path):
+    remote_env(True)
+    code, out, _ = cli(capsys, "tables", "--help")
+    assert code == 0 and "Usage" in out
+    anchor = tmp_path / "head.json"
+    anchor.write_text('{"seq": 1, "hash": "x"}')
+    code, _, err = cli(capsys, "audit", "verify", "--anchor", str(anchor))
+    assert code == 1 and "works on a local catalog only" in " ".join(err.split())

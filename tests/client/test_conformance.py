@@ -1,0 +1,285 @@
+"""One conformance suite for :class:`plinth.client.PlinthClient`, run against both backends.
+
+Every test runs twice: over the local catalog (``LocalClient``) and through a real server
+(``RemoteClient`` over HTTP, authentication on, an admin token). Expected values come from the
+workspace's own services at the moment of the call, so both backends must return exactly
+what the services hold: the same ids, values and error classes.
+
+Not applicable locally: a local client acts as the workspace's own user, whose role comes
+from its bindings (admin in the embedded catalog); there is no viewer principal to refuse, so
+``Forbidden`` is checked on the remote backend only.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from plinth.errors import (
+    ConfigError,
+    ModelNotFoundError,
+    NotFoundError,
+    RunNotFoundError,
+    TableNotFoundError,
+)
+from tests.client.conftest import EXPERIMENTS, USER
+
+
+def same(a: Any, b: Any) -> bool:
+    """Equality where NaN equals NaN (records hold NaN for missing metric values)."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if hasattr(a, "__dataclass_fields__") and type(a) is type(b):
+        return all(same(getattr(a, f), getattr(b, f)) for f in a.__dataclass_fields__)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
+
+
+# -- lake ----------------------------------------------------------------------------------
+
+
+def test_tables_table_and_versions(client, world):
+    assert same(client.tables(), world.ws.lake.tables())
+    assert [t.name for t in client.tables()] == ["airports", "flights"]
+    assert same(client.table("flights"), world.ws.lake.table("flights"))
+    versions = client.table_versions("flights")
+    assert [v.version for v in versions] == [0, 1]
+    assert same(versions, world.ws.lake.history("flights"))
+
+
+def test_an_unknown_table_raises_table_not_found(client):
+    with pytest.raises(TableNotFoundError, match="Table 'nope' does not exist"):
+        client.table("nope")
+    with pytest.raises(TableNotFoundError):
+        client.table_versions("nope")
+
+
+# -- runs ----------------------------------------------------------------------------------
+
+
+def test_runs_page_by_page_walks_every_run(client, world):
+    expected = [r.id for r in world.ws.runs.list(limit=1000)]
+    page = client.runs(limit=2)
+    assert [r.id for r in page] == expected[:2] and page.next_cursor is not None
+    walked = [r.id for r in client.iter_runs(limit=2)]
+    assert walked == expected
+    assert len(set(walked)) == len(walked)
+
+
+def test_runs_filter_sort_and_experiment(client, world):
+    found = list(client.iter_runs(experiment="exp-a", sort="metrics.auc desc, id", limit=500))
+    local = world.ws.runs.list("experiment = 'exp-a'", "metrics.auc desc, id", limit=500)
+    assert same(found, local)
+    assert {r.experiment for r in found} == {"exp-a"} and len(found) == 3
+    narrowed = client.runs("params.i >= 2", experiment=EXPERIMENTS[1]).items
+    assert [(r.experiment, r.params["i"]) for r in narrowed] == [("exp-b", "3")]
+
+
+def test_a_malformed_filter_is_a_config_error(client):
+    with pytest.raises(ConfigError):
+        client.runs("metrics.auc >>> 1")
+
+
+def test_run_detail_equals_the_service(client, world):
+    run_id = world.run_ids[0]
+    detail = client.run(run_id)
+    assert same(detail, world.ws.runs.get(run_id))
+    assert detail.params == {"i": "0", "lr": "0.1"} and detail.tags == {"team": "ops"}
+    assert detail.metric_summaries["loss"].count == 20
+    assert math.isnan(detail.metrics["nan"])
+
+
+def test_an_unknown_run_raises_run_not_found(client):
+    with pytest.raises(RunNotFoundError, match="No run has the id 'run_nope'"):
+        client.run("run_nope")
+    with pytest.raises(RunNotFoundError):
+        client.metric_history("run_nope", "loss")
+
+
+def test_metric_history_full_and_downsampled(client, world):
+    run_id = world.run_ids[1]
+    history = client.metric_history(run_id, "loss")
+    assert same(history, world.ws.runs.history(run_id, "loss", 500))
+    assert history.steps == list(range(20)) and not history.downsampled
+    small = client.metric_history(run_id, "auc", max_points=4)
+    assert small.total == 20 and small.downsampled and len(small.steps) <= 4
+    assert same(small, world.ws.runs.history(run_id, "auc", 4))
+
+
+# -- registry ------------------------------------------------------------------------------
+
+
+def test_models_model_and_versions(client, world):
+    assert same(client.models(), world.ws.models.list())
+    detail = client.model("clf")
+    assert [v.version for v in detail.versions] == [1, 2]
+    assert detail.aliases == {"champion": 1}
+    assert same(detail.versions, world.ws.models.versions("clf"))
+    assert same(client.model_version("clf", 2), world.ws.models.get("clf:2"))
+    assert client.model_version("clf", "champion").version == 1
+
+
+def test_unknown_models_versions_and_aliases_raise_model_not_found(client):
+    with pytest.raises(ModelNotFoundError, match="No model is registered under the name"):
+        client.model("nope")
+    with pytest.raises(ModelNotFoundError, match="has no version 99"):
+        client.model_version("clf", 99)
+    with pytest.raises(ModelNotFoundError, match="has no alias 'ghost'"):
+        client.model_version("clf", "ghost")
+    with pytest.raises(ModelNotFoundError):
+        client.set_alias("clf", "champion", 99)
+
+
+def test_set_alias_then_model_shows_it_then_remove(client, backend, world):
+    alias = f"staging-{backend}"
+    event = client.set_alias("clf", alias, 2, reason="try it")
+    assert (event.action, event.version, event.reason, event.by) == ("set", 2, "try it", USER)
+    assert client.model("clf").aliases[alias] == 2
+    assert client.model_version("clf", alias).version == 2
+    assert client.set_alias("clf", alias, 2) is None  # already there: unchanged
+    moved = client.set_alias("clf", alias, 1)
+    assert (moved.action, moved.previous_version) == ("move", 2)
+    removed = client.remove_alias("clf", alias)
+    assert (removed.action, removed.previous_version) == ("remove", 1)
+    assert alias not in client.model("clf").aliases
+    assert same(client.models(), world.ws.models.list())
+
+
+def test_a_viewer_token_is_forbidden_to_move_an_alias(backend, world):
+    if backend == "local":
+        pytest.skip("N/A locally: a local client acts as the workspace's user (admin here).")
+    from plinth.client import RemoteClient
+    from plinth.governance.access import Forbidden
+
+    with RemoteClient(world.server.url, world.viewer_token) as viewer:
+        assert viewer.whoami().role == "viewer"
+        assert [m.name for m in viewer.models()] == ["clf"]  # reading is allowed
+        with pytest.raises(Forbidden, match="may not models:promote"):
+            viewer.set_alias("clf", "champion", 2)
+        with pytest.raises(Forbidden):
+            viewer.audit()
+    assert world.ws.models.list()[0].aliases == {"champion": 1}
+
+
+def test_a_bad_token_is_unauthenticated(backend, world):
+    if backend == "local":
+        pytest.skip("N/A locally: no credentials are involved.")
+    from plinth.client import RemoteClient
+    from plinth.governance.access import Unauthenticated
+
+    stranger = RemoteClient(world.server.url, "plt_" + "x" * 43)
+    with stranger, pytest.raises(Unauthenticated, match="not known"):
+        stranger.models()
+
+
+# -- pipelines, deployments, monitoring ----------------------------------------------------
+
+
+def test_pipeline_runs_deployments_and_alerts(client, world):
+    from plinth.monitoring.alerts import AlertManager
+
+    runs = client.pipeline_runs(10)
+    assert [r.status for r in runs] == ["succeeded"]
+    assert same(runs, world.ws.pipelines.runs(limit=10))
+    deployments = client.deployments()
+    assert [(d.name, d.spec.routes[0].uri) for d in deployments] == [("clf", "clf@champion")]
+    assert same(deployments, world.ws.deployments.list())
+    alerts = client.alerts()
+    assert [(a.rule, a.model, a.state) for a in alerts] == [("hot", "clf", "firing")]
+    assert same(alerts, AlertManager(world.ws).alerts())
+    assert client.alerts(state="resolved") == []
+    assert same(client.alerts(model="clf"), alerts)
+    assert client.alerts(model="other") == []
+
+
+def test_an_unknown_alert_state_is_a_config_error(client):
+    with pytest.raises(ConfigError):
+        client.alerts(state="exploded")
+
+
+# -- governance ----------------------------------------------------------------------------
+
+
+def test_audit_events_and_verification(client, world):
+    from plinth.catalog.audit import events, verify
+
+    found = client.audit(resource="model:clf", limit=500)
+    assert same(found, events(world.ws, resource="model:clf", limit=500))
+    assert {e.action for e in found} >= {"model.register", "model.alias"}
+    assert len(client.audit(limit=3)) == 3
+    check = client.audit_verify()
+    assert check.ok and check.events == verify(world.ws).events
+
+
+def test_lineage_up_and_down(client, world):
+    from plinth.governance.lineage import lineage
+
+    up = client.lineage("clf@champion")
+    assert up.to_dict() == lineage(world.ws, "clf@champion").to_dict()
+    assert up.root == "model_version:clf/1" and up.of_kind("run")
+    down = client.lineage("flights@0", direction="down", depth=1)
+    assert down.to_dict() == lineage(world.ws, "flights@0", "down", 1).to_dict()
+
+
+def test_lineage_of_nothing_raises_not_found(client):
+    with pytest.raises(NotFoundError):
+        client.lineage("nothing-here")
+    with pytest.raises(ConfigError):
+        client.lineage("clf@champion", direction="sideways")
+
+
+def test_whoami(client):
+    me = client.whoami()
+    assert (me.subject, me.role, me.project) == (USER, "admin", "default")
+    assert "models:promote" in me.permissions and "tokens:admin" in me.permissions
+
+
+# -- tracking through the client -----------------------------------------------------------
+
+
+def test_start_run_logs_1000_points_in_batches(client, backend, world):
+    before = world.app.count("POST", "/metrics")
+    with client.start_run(f"live-{backend}", params={"lr": 0.01}, tags={"via": backend}) as run:
+        for step in range(1000):
+            run.log_metric("loss", 1.0 / (step + 1))
+        run.log_metrics({"acc": 0.5, "f1": 0.25}, step=7)
+        run.log_metric("acc", 0.75)  # step 8: one past the key's last
+    history = client.metric_history(run.id, "loss", max_points=2000)
+    assert history.steps == list(range(1000)) and history.total == 1000
+    assert history.values[999] == pytest.approx(0.001)
+    assert client.metric_history(run.id, "acc").steps == [7, 8]
+    detail = client.run(run.id)
+    assert (detail.status, detail.params, detail.tags) == (
+        "finished", {"lr": "0.01"}, {"via": backend}
+    )  # fmt: skip
+    assert same(detail.metric_summaries, world.ws.runs.get(run.id).metric_summaries)
+    requests = world.app.count("POST", "/metrics") - before
+    if backend == "remote":
+        assert 1 <= requests < 10  # 1,003 points went in a few batches
+    else:
+        assert requests == 0
+
+
+def test_a_failure_inside_the_run_marks_it_failed(client, backend):
+    with pytest.raises(ValueError, match="boom"), client.start_run(f"fail-{backend}") as run:
+        run.log_metric("loss", 0.5)
+        raise ValueError("boom")
+    assert run.status == "failed"
+    detail = client.run(run.id)
+    assert (detail.status, detail.error) == ("failed", "ValueError: boom")
+    assert detail.metric_summaries["loss"].count == 1
+    run.end()  # ending again is a no-op
+
+
+def test_an_explicit_end_and_logging_after_it(client, backend):
+    run = client.start_run(f"ended-{backend}")
+    run.log_metrics({"a": 1.0})
+    run.end("killed", error="stopped by hand")
+    detail = client.run(run.id)
+    assert (detail.status, detail.error) == ("killed", "stopped by hand")
+    assert detail.metrics == {"a": 1.0}
