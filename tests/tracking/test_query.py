@@ -442,3 +442,27 @@ def test_compare_side_by_side(runs):
 def test_started_at_filters_match_stored_times(runs):
     after = (T0 + timedelta(minutes=2, seconds=30)).isoformat()
     assert set(ids(runs.list(filter=f"started_at > '{after}'"))) == {"run_d", "run_e", "run_f"}
+
+
+@pytest.mark.parametrize(
+    ("flt", "sort"),
+    [
+        ("metrics.auc > 0.6", "metrics.auc desc"),
+        ("metrics.auc > 0.6 and params.lr = 0.1", "metrics.auc"),
+        ("metrics.auc >= 0.65 and status = 'finished'", "metrics.auc desc, params.depth desc"),
+        ("metrics.auc < 0.95 and tags.team = 'vision'", "metrics.auc desc, started_at"),
+    ],
+)
+def test_sorting_by_a_filtered_metric_walks_its_index_with_the_same_result(runs, flt, sort):
+    from sqlalchemy import select
+
+    from plinth.catalog.models import Run
+    from plinth.tracking.query import apply_sort, build_query, filter_clause, parse_sort
+
+    assert "drive_m" in str(build_query(flt, sort))
+    general = apply_sort(select(Run).where(filter_clause(flt)), parse_sort(sort))
+    with runs.ws.catalog.session() as s:
+        expected = [r.id for r in s.scalars(general)]
+        for offset in range(len(expected) + 1):
+            page = s.scalars(build_query(flt, sort, limit=2, offset=offset)).all()
+            assert [r.id for r in page] == expected[offset : offset + 2]
