@@ -1,9 +1,33 @@
-"""Where a validation error sits in a YAML file: the line of the node at a pydantic location."""
+"""YAML files with errors people can act on: loading with the failing line named, and the line
+of the node at a pydantic location."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from plinth.errors import ConfigError
+
+
+def load_yaml(text: str, origin: str, what: str, error: type[ConfigError] = ConfigError) -> Any:
+    """Parse YAML ``text``; a syntax error becomes ``error`` naming ``origin``, the line and
+    ``what`` the file is.
+
+    Example:
+        >>> load_yaml("a: 1", "f.yaml", "rules file")
+        {'a': 1}
+    """
+    import yaml
+
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{origin}, line {mark.line + 1}" if mark else origin
+        raise error(
+            f"{where}: the {what} is not valid YAML ({getattr(exc, 'problem', exc)}).",
+            hint="Fix the YAML syntax (indentation, quotes, colons).",
+        ) from exc
 
 
 def line_of(

@@ -167,12 +167,10 @@ class RunHandle(abc.ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
-            self.end("finished")
-            return
-        killed = isinstance(exc, KeyboardInterrupt | SystemExit)
-        name = kind.__name__ if kind else "Error"
-        self.end("killed" if killed else "failed", error=f"{name}: {exc}".strip())
+        from plinth.tracking.run import exit_outcome
+
+        status, summary = exit_outcome(kind, exc)
+        self.end(status, error=summary)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.id!r}, experiment={self.experiment!r})"

@@ -59,7 +59,7 @@ from pydantic import (
     field_validator,
 )
 
-from plinth._core.yaml_lines import line_of
+from plinth._core.yaml_lines import line_of, load_yaml
 from plinth.errors import ConfigError
 
 __all__ = [
@@ -802,17 +802,7 @@ def parse_rules(text: str, origin: str = "<string>") -> RuleSet:
         plinth.errors.ConfigError: <string> is not a valid rules file: line 2: rule 'a', when: \
 The condition 'x >' is not valid at position 4: ...
     """
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{origin}, line {mark.line + 1}" if mark else origin
-        raise ConfigError(
-            f"{where}: the rules file is not valid YAML ({getattr(exc, 'problem', exc)}).",
-            hint="Fix the YAML syntax (indentation, quotes, colons).",
-        ) from exc
+    data = load_yaml(text, origin, "rules file")
     if data is None:
         data = {"rules": []}
     if not isinstance(data, dict):

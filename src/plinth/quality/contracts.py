@@ -31,7 +31,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from plinth._core.yaml_lines import line_of
+from plinth._core.yaml_lines import line_of, load_yaml
 from plinth.errors import ContractError
 
 Severity = Literal["error", "warn"]
@@ -275,17 +275,7 @@ def parse_contract(text: str, origin: str = "<string>") -> Contract:
         >>> parse_contract("table: t\\ncolumns:\\n  a: {not_null: true}\\n").table
         't'
     """
-    import yaml
-
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{origin}, line {mark.line + 1}" if mark else origin
-        raise ContractError(
-            f"{where}: the contract is not valid YAML ({getattr(exc, 'problem', exc)}).",
-            hint="Fix the YAML syntax (indentation, quotes, colons).",
-        ) from exc
+    data = load_yaml(text, origin, "contract", ContractError)
     if not isinstance(data, dict):
         raise ContractError(
             f"{origin}: a contract must be a mapping with at least 'table:'.",

@@ -96,6 +96,25 @@ def _end_open_runs() -> None:
             run.end("killed" if _terminated.is_set() else "finished")
 
 
+def exit_outcome(
+    kind: type[BaseException] | None, exc: BaseException | None
+) -> tuple[str, str | None]:
+    """How leaving a run's ``with`` block ends it: ``(status, error summary or None)``.
+
+    A clean exit or ``SystemExit(0)`` finishes it; Ctrl-C or another ``SystemExit`` kills it;
+    any other exception fails it, with the exception (secrets masked) as the error.
+
+    Example:
+        >>> exit_outcome(ValueError, ValueError("boom"))
+        ('failed', 'ValueError: boom')
+    """
+    if exc is None or (isinstance(exc, SystemExit) and exc.code in (0, None)):
+        return "finished", None
+    killed = isinstance(exc, KeyboardInterrupt | SystemExit)
+    summary = redact_text(f"{kind.__name__ if kind else 'Error'}: {exc}".strip())
+    return ("killed" if killed else "failed"), summary
+
+
 class Run:
     """One tracked run; use it as a context manager (see the module docstring).
 
@@ -427,22 +446,16 @@ class Run:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        if exc is None:
-            self.end("finished")
-            return
-        killed = isinstance(exc, KeyboardInterrupt) or (
-            isinstance(exc, SystemExit) and exc.code not in (0, None)
-        )
-        if isinstance(exc, SystemExit) and exc.code in (0, None):
-            self.end("finished")
+        status, summary = exit_outcome(kind, exc)
+        if summary is None:
+            self.end(status)
             return
         text = redact_text("".join(traceback.format_exception(kind, exc, tb)))
         try:
             if self.logs:
                 self.log_artifact(text, "traceback.txt")
         finally:
-            summary = redact_text(f"{kind.__name__ if kind else 'Error'}: {exc}".strip())
-            self.end("killed" if killed else "failed", error=summary)
+            self.end(status, error=summary)
 
     def __repr__(self) -> str:
         return f"Run({self.id!r}, experiment={self.experiment!r}, status={self.status!r})"
