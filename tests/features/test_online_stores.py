@@ -6,6 +6,7 @@ TTL on read, compare keys with their Python types and answer in the order of the
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import threading
 from collections.abc import Iterator
@@ -557,3 +558,25 @@ def test_sqlite_writes_are_visible_at_commit_and_checkpointed_on_close(tmp_path:
     again = SQLiteOnlineStore(path)
     assert again.count("weather") == 1
     again.close()
+
+
+def test_sqlite_store_creates_its_file_with_wide_pages(tmp_path: Path) -> None:
+    import sqlite3
+
+    from plinth.features.online.sqlite import PAGE_SIZE
+
+    path = tmp_path / "online.db"
+    SQLiteOnlineStore(path).close()
+    with contextlib.closing(sqlite3.connect(path)) as connection:
+        assert connection.execute("PRAGMA page_size").fetchone()[0] == PAGE_SIZE == 16_384
+    # A file made with other pages keeps them and stays usable.
+    old = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(old)) as connection:
+        connection.execute("PRAGMA page_size = 4096")
+        connection.execute("CREATE TABLE t (a)")
+    store = SQLiteOnlineStore(old)
+    store.write("weather", ["origin"], weather(["JFK"], [1], [5.0]), timestamp="ts")
+    assert one(store, "weather", ("JFK",), ["temp"]).values == {"temp": 5.0}
+    store.close()
+    with contextlib.closing(sqlite3.connect(old)) as connection:
+        assert connection.execute("PRAGMA page_size").fetchone()[0] == 4096
