@@ -25,6 +25,7 @@ import traceback
 import weakref
 from collections.abc import Mapping
 from itertools import repeat
+from operator import countOf
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -195,7 +196,7 @@ class Run:
             return
         keys = tuple(metrics)
         values = tuple(metrics.values())
-        if list(map(type, values)).count(float) != len(values):
+        if countOf(map(type, values), float) != len(values):
             values = tuple(check_value(k, v) for k, v in zip(keys, values, strict=True))
         if step is None:
             step = self._previous_step(keys) + 1

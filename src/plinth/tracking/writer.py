@@ -18,6 +18,8 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable
+from itertools import chain, groupby
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -33,6 +35,7 @@ MAX_BUFFERED = 2_000_000
 RETRIES = 5
 
 _Point = tuple[int, int, Any, Any]
+_STEP, _STAMP, _KEY, _VALUE = (itemgetter(i) for i in range(4))
 
 
 class _Marker:
@@ -143,6 +146,9 @@ class MetricWriter:
                 return
 
     def _write_all(self, items: list[_Point | _Marker]) -> None:
+        if _Marker not in set(map(type, items)):  # the usual batch: no flush request in it
+            self._write(items)  # type: ignore[arg-type]
+            return
         points: list[_Point] = []
         for item in items:
             if type(item) is _Marker:
@@ -252,6 +258,10 @@ def _group(points: list[_Point]) -> dict[str, tuple[np.ndarray, np.ndarray, np.n
 
     Consecutive multi-metric entries with the same keys (a training loop's usual pattern) are
     turned into one 2-D array in a single NumPy call, so the work per point stays in C.
+
+    Example:
+        >>> _group([(0, 10, ("a", "b"), (1.0, 2.0)), (1, 20, "a", 3.0)])["a"][1].tolist()
+        [1.0, 3.0]
     """
     grouped: dict[str, _Series] = {}
 
@@ -261,29 +271,24 @@ def _group(points: list[_Point]) -> dict[str, tuple[np.ndarray, np.ndarray, np.n
             found = grouped[key] = _Series()
         return found
 
-    index, total = 0, len(points)
-    while index < total:
-        step, stamp, key, value = points[index]
+    # The loops over entries run in C (groupby, map, itemgetter): this thread competes with
+    # the training loop for the interpreter, so its work per point must stay small.
+    for key, run in groupby(points, _KEY):
         if type(key) is str:
             found = series(key)
-            found.steps.append(step)
-            found.values.append(value)
-            found.times.append(stamp)
-            index += 1
+            for step, stamp, _, value in run:
+                found.steps.append(step)
+                found.values.append(value)
+                found.times.append(stamp)
             continue
-        end = index + 1
-        while end < total and points[end][2] == key:
-            end += 1
-        segment = points[index:end]
-        count = end - index
-        steps = np.fromiter((entry[0] for entry in segment), dtype=np.int64, count=count)
-        stamps = np.fromiter((entry[1] for entry in segment), dtype=np.int64, count=count)
-        matrix = np.array([entry[3] for entry in segment], dtype=np.float64).reshape(
-            count, len(key)
-        )
+        segment = list(run)
+        count = len(segment)
+        steps = np.fromiter(map(_STEP, segment), dtype=np.int64, count=count)
+        stamps = np.fromiter(map(_STAMP, segment), dtype=np.int64, count=count)
+        flat = chain.from_iterable(map(_VALUE, segment))
+        matrix = np.fromiter(flat, dtype=np.float64, count=count * len(key)).reshape(count, -1)
         for column, name in enumerate(key):
             series(name).add_part(steps, matrix[:, column], stamps)
-        index = end
     return {key: found.arrays() for key, found in grouped.items()}
 
 
