@@ -81,10 +81,11 @@ class Workspace:
         The quality service is attached on open, so every ingest is checked against its
         table's contract and every version profiled.
         """
+        from plinth.governance.crypto import load_cipher
         from plinth.lake import Lake
         from plinth.quality.service import attach
 
-        lake = Lake(self.catalog, self.storage, self.settings.user)
+        lake = Lake(self.catalog, self.storage, self.settings.user, load_cipher(self.settings))
         self.__dict__["lake"] = lake
         lake.reconcile()
         self.__dict__["quality"] = attach(self)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 INGEST_KEY = "plinth.ingest_id"
 SOURCE_KEY = "plinth.source"
 OPTIONS_KEY = "plinth.options"
+ROWS_KEY = "plinth.rows"
 COMMIT_RETRIES = 200
 _COMMIT_FILE = re.compile(r"^\d{20}\.json$")
 
@@ -31,7 +32,9 @@ class VersionStats:
     schema: pa.Schema
 
 
-def commit_properties(ingest_id: str, source: dict[str, Any], options: dict[str, Any]) -> Any:
+def commit_properties(
+    ingest_id: str, source: dict[str, Any], options: dict[str, Any], *, rows: int | None = None
+) -> Any:
     """Return Delta commit properties tagging the commit with the ingest id, source and options.
 
     What the tags carry is enough to record the version again if the process dies before the
@@ -39,18 +42,21 @@ def commit_properties(ingest_id: str, source: dict[str, Any], options: dict[str,
     """
     from deltalake import CommitProperties
 
-    return CommitProperties(
-        custom_metadata={
-            INGEST_KEY: ingest_id,
-            SOURCE_KEY: json.dumps(source, default=str),
-            OPTIONS_KEY: json.dumps(options),
-        },
-        max_commit_retries=COMMIT_RETRIES,
-    )
+    metadata = {
+        INGEST_KEY: ingest_id,
+        SOURCE_KEY: json.dumps(source, default=str),
+        OPTIONS_KEY: json.dumps(options),
+    }
+    if rows is not None:
+        # Commits Plinth assembles itself (encrypted files) carry no operation metrics.
+        metadata[ROWS_KEY] = str(rows)
+    return CommitProperties(custom_metadata=metadata, max_commit_retries=COMMIT_RETRIES)
 
 
 def committed_rows(commit: dict[str, Any]) -> int:
     """Return how many rows a commit wrote from its source (appends, overwrites and merges)."""
+    if commit.get(ROWS_KEY) is not None:
+        return int(commit[ROWS_KEY])
     metrics = commit.get("operationMetrics") or {}
     for key in ("num_added_rows", "num_source_rows"):
         if metrics.get(key) is not None:
@@ -139,13 +145,16 @@ def is_conflict(exc: BaseException) -> bool:
     return name in {"CommitFailedError"} or "already exists" in text or "conflict" in text
 
 
-def arrow_dataset(table: Any, filesystem: Any, uris: list[str] | None = None) -> Any:
+def arrow_dataset(
+    table: Any, filesystem: Any, uris: list[str] | None = None, *, fmt: Any = None
+) -> Any:
     """Return a ``pyarrow.dataset.Dataset`` over the data files of the loaded version.
 
     Built from the log's file list on a native Arrow filesystem rather than through
     ``DeltaTable.to_pyarrow_dataset``, whose Rust-backed filesystem handle aborts the interpreter
     at exit (delta-rs issue 2184). Files written before a schema evolution lack the newer
     columns; the table schema fills them with nulls. ``uris`` narrows it to some of the files.
+    ``fmt`` is the Parquet format to read with (one that decrypts, for encrypted tables).
     """
     import pyarrow.dataset as ds
 
@@ -155,7 +164,7 @@ def arrow_dataset(table: Any, filesystem: Any, uris: list[str] | None = None) ->
         uris = [u.split("://", 1)[1] if "://" in u else u for u in uris]
     if not uris:
         return ds.dataset(pa.Table.from_batches([], schema=schema))
-    return ds.dataset(uris, format="parquet", schema=schema, filesystem=filesystem)
+    return ds.dataset(uris, format=fmt or "parquet", schema=schema, filesystem=filesystem)
 
 
 def __getattr__(name: str) -> Any:

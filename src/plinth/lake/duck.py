@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 
 from plinth._core.sql import quote
+from plinth.lake.encryption import file_key_id
 
 if TYPE_CHECKING:
     import duckdb
@@ -38,6 +39,9 @@ def local_parquet_files(data: Any) -> list[str]:
     files = list(data.files)
     if not files or any(_GLOB_CHARS & set(f) for f in files):
         return []
+    if any(map(file_key_id, files)):
+        return []  # DuckDB cannot unwrap the keys: Arrow decrypts them
+
     for fragment in data.get_fragments():
         if not fragment.partition_expression.equals(ds.scalar(True)):
             return []

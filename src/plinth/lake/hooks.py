@@ -40,7 +40,7 @@ class IngestContext:
         table = delta.open_table(
             self.lake.table_uri(self.table), self.lake.options, self.existing_version
         )
-        return delta.arrow_dataset(table, self.lake.storage.arrow_filesystem())
+        return self.lake.dataset(self.table, table)
 
 
 class IngestGate(Protocol):

@@ -32,6 +32,8 @@ from plinth.lake.records import TableInfo, VersionInfo
 
 if TYPE_CHECKING:
     from plinth.catalog import Catalog
+    from plinth.governance.crypto import Cipher
+    from plinth.lake.encryption import LakeCrypto
     from plinth.lake.hooks import GateFactory, IngestGate, VersionListener
     from plinth.lake.reconcile import ReconcileResult
     from plinth.storage import Storage
@@ -101,10 +103,18 @@ class Lake:
         2
     """
 
-    def __init__(self, catalog: Catalog, storage: Storage, user: str) -> None:
+    def __init__(
+        self, catalog: Catalog, storage: Storage, user: str, cipher: Cipher | None = None
+    ) -> None:
         self.catalog = catalog
         self.storage = storage
         self.user = user
+        #: Encryption of tables written with ``encrypt=True`` (None without a workspace key).
+        self.crypto: LakeCrypto | None = None
+        if cipher is not None:
+            from plinth.lake.encryption import LakeCrypto
+
+            self.crypto = LakeCrypto(cipher)
         self.options = storage.storage_options()
         self.gate_factories: list[GateFactory] = []
         self.version_listeners: list[VersionListener] = []
@@ -135,6 +145,7 @@ class Lake:
         types: Mapping[str, str] | None = None,
         progress: Callable[[int], None] | None = None,
         checks: bool = True,
+        encrypt: bool = False,
     ) -> VersionInfo:
         """Ingest ``source`` into ``table`` as one Delta commit and one catalog version.
 
@@ -143,7 +154,9 @@ class Lake:
         ``append``, ``overwrite`` or ``upsert`` (by ``key``). The table's schema is enforced;
         ``evolve=True`` adds new columns. Large inputs stream in record batches; ``progress`` is
         called with the running row count after each batch. ``checks=False`` skips the gates
-        (the table's data contract) for this ingest.
+        (the table's data contract) for this ingest. ``encrypt=True`` writes the new files
+        encrypted under the workspace key when one is configured (appends and overwrites; see
+        :mod:`plinth.lake.encryption`).
 
         Example:
             >>> # ws.lake.ingest("flights.csv.zip", table="flights", timestamp="time_hour")
@@ -172,6 +185,7 @@ class Lake:
                 progress,
                 gates,
                 factories,
+                encrypt=encrypt,
             )
             descriptor = src.finish()
             info = self.record_version(
@@ -241,6 +255,8 @@ class Lake:
         progress: Callable[[int], None] | None,
         gates: list[IngestGate],
         factories: list[GateFactory],
+        *,
+        encrypt: bool = False,
     ) -> tuple[int, int, dict[str, Any]]:
         from plinth.lake import delta
 
@@ -271,6 +287,7 @@ class Lake:
                     progress,
                     gates,
                     factories,
+                    encrypt=encrypt,
                 )
                 break
             except PlinthError:
@@ -326,6 +343,8 @@ class Lake:
         progress: Callable[[int], None] | None,
         gates: list[IngestGate],
         factories: list[GateFactory],
+        *,
+        encrypt: bool = False,
     ) -> int:
         from deltalake import write_deltalake
 
@@ -364,6 +383,16 @@ class Lake:
         capture = _Capture(batches, convert, progress, [g.finish for g in gates])
         reader = pa.RecordBatchReader.from_batches(target, iter(capture))
         options = {"key": keys, "timestamp": timestamp}
+        if encrypt and self.crypto is not None:
+            if mode == "upsert":
+                raise ConfigError(
+                    f"Table '{table}' is written encrypted, and encrypted tables take appends "
+                    "and overwrites only.",
+                    hint="Ingest with mode 'append' or 'overwrite'.",
+                )
+            return self._write_encrypted(
+                capture, target, ingest_id, src.descriptor, options, uri, mode, existed, current
+            )
         props = delta.commit_properties(ingest_id, src.descriptor, options)
         try:
             if mode == "upsert":
@@ -394,6 +423,41 @@ class Lake:
             if capture.error is not None:
                 raise capture.error from None
             raise
+        return capture.rows
+
+    def _write_encrypted(
+        self,
+        capture: _Capture,
+        target: pa.Schema,
+        ingest_id: str,
+        descriptor: dict[str, Any],
+        options: dict[str, Any],
+        uri: str,
+        mode: str,
+        existed: bool,
+        current: pa.Schema | None,
+    ) -> int:
+        from plinth.lake import delta, encryption
+
+        assert self.crypto is not None
+        filesystem = self.storage.arrow_filesystem()
+        try:
+            actions = encryption.write_files(capture, target, uri, filesystem, self.crypto)
+        except BaseException:
+            if capture.error is not None:
+                raise capture.error from None
+            raise
+        props = delta.commit_properties(ingest_id, descriptor, options, rows=capture.rows)
+        encryption.commit(
+            uri,
+            self.options,
+            actions,
+            target,
+            existed=existed,
+            mode="overwrite" if mode == "overwrite" else "append",
+            current=current,
+            props=props,
+        )
         return capture.rows
 
     def _merge(self, uri: str, data: pa.Table, keys: list[str], props: Any, evolve: bool) -> None:
@@ -608,11 +672,7 @@ class Lake:
         Example:
             >>> # ws.lake.scan("flights").to_batches(columns=["dep_delay"])
         """
-        from plinth.lake import delta
-
-        return delta.arrow_dataset(
-            self.delta_table(name, version, as_of), self.storage.arrow_filesystem()
-        )
+        return self.dataset(name, self.delta_table(name, version, as_of))
 
     def added_since(self, name: str, version: int | None) -> tuple[Any, int, bool]:
         """The rows added to a table after ``version``: ``(dataset, latest version, complete)``.
@@ -624,20 +684,34 @@ class Lake:
         Example:
             >>> # dataset, latest, complete = ws.lake.added_since("predictions__delay", 12)
         """
-        from plinth.lake import delta
-
         latest = self.delta_table(name)
-        filesystem = self.storage.arrow_filesystem()
         if version is None:
-            return delta.arrow_dataset(latest, filesystem), latest.version(), True
+            return self.dataset(name, latest), latest.version(), True
         if version >= latest.version():
-            return delta.arrow_dataset(latest, filesystem, []), latest.version(), False
+            return self.dataset(name, latest, []), latest.version(), False
         before = set(self.delta_table(name, version).file_uris())
         now = latest.file_uris()
         if not before.issubset(now):
-            return delta.arrow_dataset(latest, filesystem), latest.version(), True
+            return self.dataset(name, latest), latest.version(), True
         added = [u for u in now if u not in before]
-        return delta.arrow_dataset(latest, filesystem, added), latest.version(), False
+        return self.dataset(name, latest, added), latest.version(), False
+
+    def dataset(self, name: str, table: Any, uris: list[str] | None = None) -> Any:
+        """An Arrow dataset over a loaded ``DeltaTable``'s files (or ``uris`` of them).
+
+        Encrypted files are decrypted with the workspace key; a missing or different key is a
+        :class:`ConfigError` naming the key the table needs.
+
+        Example:
+            >>> # ws.lake.dataset("flights", ws.lake.delta_table("flights"))
+        """
+        from plinth.lake import delta
+        from plinth.lake.encryption import check_readable
+
+        files = table.file_uris() if uris is None else uris
+        check_readable(name, files, self.crypto)
+        fmt = self.crypto.scan_format() if self.crypto is not None else None
+        return delta.arrow_dataset(table, self.storage.arrow_filesystem(), files, fmt=fmt)
 
     def read(
         self,
@@ -670,6 +744,7 @@ class Lake:
             >>> # ws.lake.delete("flights__quarantine", "_plinth_ingest_id = 'ing_01...'")
         """
         from plinth.lake import delta
+        from plinth.lake.encryption import file_key_id
 
         current = self.version(name)
         ingest_id = new_id("del_")
@@ -679,7 +754,10 @@ class Lake:
             table = delta.open_table(self.table_uri(name), self.options)
             props = delta.commit_properties(ingest_id, descriptor, {})
             try:
-                table.delete(predicate, commit_properties=props)
+                if any(map(file_key_id, table.file_uris())):
+                    self._delete_encrypted(name, table, predicate, ingest_id, descriptor)
+                else:
+                    table.delete(predicate, commit_properties=props)
             except delta.WRITE_ERRORS as exc:
                 raise StorageError(
                     f"Deleting rows of table '{name}' failed: {exc}.",
@@ -704,6 +782,63 @@ class Lake:
         except BaseException as exc:
             self._fail_ingest(ingest_id, exc)
             raise
+
+    def _delete_encrypted(
+        self,
+        name: str,
+        table: Any,
+        predicate: str | None,
+        ingest_id: str,
+        descriptor: dict[str, Any],
+    ) -> None:
+        """Delete from a table with encrypted files by rewriting the rows that stay.
+
+        Delta's engine cannot open the files, so the version is read (decrypted) here, the
+        rows not matching ``predicate`` are written as new encrypted files, and one overwrite
+        commit replaces the old files. Nothing matched: no commit, as with Delta's delete.
+        """
+        import duckdb
+
+        from plinth.lake import delta, encryption
+
+        data = self.dataset(name, table).to_table()
+        if predicate is None:
+            kept = data.schema.empty_table()
+        else:
+            connection = duckdb.connect()
+            try:
+                connection.register("t", data)
+                query = f"SELECT * FROM t WHERE NOT coalesce(({predicate}), false)"
+                kept = connection.sql(query).to_arrow_table()
+            except duckdb.Error as exc:
+                raise ConfigError(
+                    f"Cannot delete from table '{name}' where {predicate}: {exc}.",
+                    hint="Write the predicate as SQL over the table's columns.",
+                ) from exc
+            finally:
+                connection.close()
+            kept = kept.cast(data.schema)
+        if kept.num_rows == data.num_rows:
+            return
+        assert self.crypto is not None  # the dataset above needed the key
+        actions = encryption.write_files(
+            kept.to_batches(),
+            data.schema,
+            self.table_uri(name),
+            self.storage.arrow_filesystem(),
+            self.crypto,
+        )
+        props = delta.commit_properties(ingest_id, descriptor, {}, rows=0)
+        encryption.commit(
+            self.table_uri(name),
+            self.options,
+            actions,
+            data.schema,
+            existed=True,
+            mode="overwrite",
+            current=data.schema,
+            props=props,
+        )
 
     def reconcile(self) -> ReconcileResult:
         """Resolve ingests left pending by a crashed process (see :mod:`plinth.lake.reconcile`)."""

@@ -290,7 +290,12 @@ def _writer_main(conn: _Pipe) -> None:
                 try:
                     table = privacy.apply(model, group, to_arrow(group))
                     ws.lake.ingest(
-                        table, table=log_table(model), mode="append", evolve=True, checks=False
+                        table,
+                        table=log_table(model),
+                        mode="append",
+                        evolve=True,
+                        checks=False,
+                        encrypt=True,  # when the workspace has a key
                     )
                     written += table.num_rows
                     break
