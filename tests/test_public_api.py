@@ -37,6 +37,7 @@ def test_lake_methods_are_pinned():
     public = sorted(n for n, _ in inspect.getmembers(Lake, inspect.isfunction) if n[0] != "_")
     assert public == [
         "added_since",
+        "dataset",
         "delete",
         "delta_table",
         "history",
@@ -65,6 +66,7 @@ def test_lake_methods_are_pinned():
         "types",
         "progress",
         "checks",
+        "encrypt",
     ]
 
 
@@ -87,6 +89,7 @@ def test_quality_service_methods_are_pinned():
         "release",
         "results",
         "spool_dir",
+        "view_quarantined",
     ]
 
 
@@ -103,6 +106,8 @@ def test_feature_store_methods_are_pinned():
         "skew",
         "training_set",
         "view",
+        "view_info",
+        "view_infos",
         "views",
         "watermark",
     ]

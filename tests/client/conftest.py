@@ -77,13 +77,14 @@ class World:
 
 
 def _build(ws: Any) -> list[str]:
-    """A table with two versions, runs with metrics, a model with versions 1 and 2 and
-    alias champion, a pipeline run, a deployment and a firing alert."""
+    """A table with two versions, a feature view over it, runs with metrics, a model with
+    versions 1 and 2 and alias champion, a pipeline run, a deployment and a firing alert."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
     from sklearn.linear_model import LogisticRegression
 
+    import plinth
     from plinth.monitoring.alerts import AlertManager
     from plinth.monitoring.rules import Rule
     from plinth.pipelines import run as run_pipeline
@@ -93,6 +94,14 @@ def _build(ws: Any) -> list[str]:
     ws.lake.ingest(pa.table({"id": [1, 2, 3], "delay": [1.5, 2.5, None]}), table="flights")
     ws.lake.ingest(pa.table({"id": [4], "delay": [0.5]}), table="flights")
     ws.lake.ingest(pa.table({"code": ["JFK"]}), table="airports")
+    view = plinth.FeatureView(
+        "delays",
+        source="flights",
+        entities=[plinth.Entity("id")],
+        timestamp=None,
+        features=["delay"],
+    )
+    ws.features.apply([view])
     run_ids = []
     for i in range(5):
         experiment = EXPERIMENTS[i % 2]

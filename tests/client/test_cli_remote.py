@@ -62,6 +62,24 @@ def both(capsys, remote_env, world: World, *args: str) -> tuple[str, str]:
         ("audit", "verify"),
         ("lineage", "clf@champion"),
         ("lineage", "flights@0", "--down", "--json"),
+        ("tables",),
+        ("tables", "--json"),
+        ("table", "show", "flights"),
+        ("table", "show", "flights", "--version", "0", "--json"),
+        ("table", "history", "flights"),
+        ("table", "history", "flights", "--json"),
+        ("profile", "flights"),
+        ("profile", "flights", "--version", "0", "--json"),
+        ("features", "show", "delays"),
+        ("features", "show", "delays", "--json"),
+        ("pipeline", "runs"),
+        ("pipeline", "runs", "--pipeline", "simple", "--limit", "5", "--json"),
+        ("deploy", "list"),
+        ("deploy", "list", "--json"),
+        ("deploy", "history", "clf"),
+        ("deploy", "history", "clf", "--json"),
+        ("models", "card", "clf:1"),
+        ("models", "card", "clf@champion", "--json"),
     ],
     ids=lambda a: " ".join(a),
 )
@@ -105,9 +123,10 @@ def test_a_viewer_token_cannot_move_an_alias(capsys, remote_env, world, monkeypa
 @pytest.mark.parametrize(
     "args",
     [
-        ("tables",),
-        ("runs", "compare", "a", "b"),
-        ("models", "alias", "remove", "clf", "champion"),
+        ("quality", "flights"),
+        ("features", "list"),
+        ("pipeline", "logs", "prun_x"),
+        ("cost",),
         ("token", "list"),
         ("server",),
     ],
@@ -118,7 +137,7 @@ def test_local_only_commands_exit_1_in_remote_mode(capsys, remote_env, args):
     code, out, err = cli(capsys, *args)
     assert code == 1 and not out
     text = " ".join(err.split())
-    assert f"'plinth {' '.join(a for a in args if a not in ('a', 'b', 'clf', 'champion'))}'" in text
+    assert f"'plinth {' '.join(a for a in args if a not in ('flights', 'prun_x'))}'" in text
     assert "works on a local catalog only; unset PLINTH_URL" in text
 
 
@@ -130,3 +149,78 @@ def test_help_and_an_anchor_in_remote_mode(capsys, remote_env, tmp_path):
     anchor.write_text('{"seq": 1, "hash": "x"}')
     code, _, err = cli(capsys, "audit", "verify", "--anchor", str(anchor))
     assert code == 1 and "works on a local catalog only" in " ".join(err.split())
+
+
+def undated(text: str) -> str:
+    """A chart's text without the time it was made at."""
+    import re
+
+    return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "<time>", text)
+
+
+def test_runs_compare_prints_the_same_table(capsys, remote_env, world):
+    ids = world.run_ids[:3]
+    local, remote = both(capsys, remote_env, world, "runs", "compare", *ids)
+    assert remote == local and "params.lr" in remote
+    local, remote = both(capsys, remote_env, world, "runs", "compare", *ids, "--json")
+    assert remote == local
+
+
+def test_runs_plot_writes_the_same_chart(capsys, remote_env, world, tmp_path):
+    ids = world.run_ids[:2]
+    remote_env(False)
+    home = str(world.settings.home)
+    code, _, err = cli(capsys, "runs", "plot", *ids, "-m", "loss", "-o", str(tmp_path / "l.html"),
+                       "--home", home)  # fmt: skip
+    assert code == 0, err
+    remote_env(True)
+    code, out, err = cli(capsys, "runs", "plot", *ids, "-m", "loss", "-o", str(tmp_path / "r.html"))
+    assert code == 0, err and "Wrote" in out
+    local, remote = (tmp_path / "l.html").read_text(), (tmp_path / "r.html").read_text()
+    assert undated(remote) == undated(local) and ids[0] in remote
+
+
+def test_pipeline_show_and_monitor_alert_print_the_same(capsys, remote_env, world):
+    from plinth.monitoring.alerts import AlertManager
+
+    run_id = world.ws.pipelines.runs(limit=1)[0].id
+    for extra in ((), ("--json",)):
+        local, remote = both(capsys, remote_env, world, "pipeline", "show", run_id, *extra)
+        assert remote == local and run_id in remote
+    alert_id = str(AlertManager(world.ws).alerts()[0].id)
+    for extra in ((), ("--json",)):
+        local, remote = both(capsys, remote_env, world, "monitor", "alert", alert_id, *extra)
+        assert remote == local and "hot" in remote
+
+
+def test_monitor_drift_fails_the_same_way_and_refuses_local_options(capsys, remote_env, world):
+    remote_env(False)
+    home = str(world.settings.home)
+    code, _, local = cli(capsys, "monitor", "drift", "clf@champion", "--home", home)
+    assert code == 1
+    remote_env(True)
+    code, _, remote = cli(capsys, "monitor", "drift", "clf@champion")
+    assert code == 1 and remote == local and "Traceback" not in remote
+    code, _, err = cli(capsys, "monitor", "drift", "clf@champion", "--reference", "flights")
+    assert code == 1 and "uses the training set as the reference" in " ".join(err.split())
+
+
+def test_alias_remove_through_the_server_and_a_viewer_refused(
+    capsys, remote_env, world, monkeypatch
+):
+    world.ws.models.set_alias("clf", "gone", 2)
+    remote_env(True)
+    monkeypatch.setenv("PLINTH_TOKEN", world.viewer_token)
+    code, out, err = cli(capsys, "models", "alias", "remove", "clf", "gone")
+    assert code == 1 and not out and "may not models:promote" in err
+    assert "Traceback" not in err and world.ws.models.list()[0].aliases["gone"] == 2
+    monkeypatch.setenv("PLINTH_TOKEN", world.admin_token)
+    code, out, err = cli(capsys, "models", "alias", "remove", "clf", "gone", "-r", "done")
+    assert code == 0, err
+    remote_env(False)
+    home = str(world.settings.home)
+    world.ws.models.set_alias("clf", "gone", 2)
+    code, local, _ = cli(capsys, "models", "alias", "remove", "clf", "gone", "--home", home)
+    assert code == 0 and out == local and "gone" in out
+    assert "gone" not in world.ws.models.list()[0].aliases
+    assert world.ws.models.alias_history("clf", "gone")[1].reason == "done"

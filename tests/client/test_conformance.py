@@ -40,6 +40,13 @@ def same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def undated(text: str) -> str:
+    """A chart's text without the time it was made at."""
+    import re
+
+    return re.sub(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", "<time>", text)
+
+
 # -- lake ----------------------------------------------------------------------------------
 
 
@@ -283,3 +290,131 @@ def test_an_explicit_end_and_logging_after_it(client, backend):
     detail = client.run(run.id)
     assert (detail.status, detail.error) == ("killed", "stopped by hand")
     assert detail.metrics == {"a": 1.0}
+
+
+# -- more reads: quality, profiles, features, pipelines, deployments, monitoring, cards -----
+
+
+def test_table_version_quality_and_profile(client, world):
+    from plinth.errors import VersionNotFoundError
+    from plinth.quality.profiles import profile_version
+
+    assert same(client.table_version("flights"), world.ws.lake.version("flights"))
+    assert same(client.table_version("flights", 0), world.ws.lake.version("flights", 0))
+    with pytest.raises(VersionNotFoundError, match="Table 'flights' has no version 9"):
+        client.table_version("flights", 9)
+    assert same(client.table_quality("flights"), world.ws.quality.results("flights"))
+    with pytest.raises(TableNotFoundError):
+        client.table_quality("nope")
+    profile = client.table_profile("flights", 0)
+    assert same(profile, profile_version(world.ws.lake, "flights", 0))
+    assert profile["row_count"] == 3 and profile["columns"]["delay"]["nulls"] == 1
+    assert client.table_profile("flights")["row_count"] == 4  # the latest version
+    with pytest.raises(TableNotFoundError):
+        client.table_profile("nope")
+
+
+def test_feature_views_and_one_view(client, world):
+    views = client.feature_views()
+    assert [(v.name, v.version) for v in views] == [("delays", 1)]
+    assert same(views, world.ws.features.view_infos())
+    one = client.feature_view("delays")
+    assert same(one, world.ws.features.view_info("delays"))
+    assert one.spec["source"] == "flights" and one.watermark is None
+    with pytest.raises(NotFoundError, match="Unknown feature view 'nope'"):
+        client.feature_view("nope")
+
+
+def test_compare_runs_equals_the_service(client, world):
+    a, b = world.run_ids[0], world.run_ids[1]
+    table = client.compare_runs([a, b, a])
+    assert same(table, world.ws.runs.compare([a, b]))
+    assert table.run_ids == [a, b] and "param:lr" in table.to_dict()["differs"]
+    with pytest.raises(RunNotFoundError):
+        client.compare_runs([a, "run_nope"])
+    with pytest.raises(ConfigError, match="No run ids"):
+        client.compare_runs([])
+
+
+def test_plot_runs_writes_the_same_chart(client, world, tmp_path):
+    a, b = world.run_ids[0], world.run_ids[1]
+    path = client.plot_runs([a, b], ["loss"], tmp_path / "mine.html", max_points=50)
+    expected = world.ws.runs.plot([a, b], ["loss"], tmp_path / "theirs.html", max_points=50)
+    assert undated(path.read_text()) == undated(expected.read_text()) and a in path.read_text()
+    with pytest.raises(NotFoundError, match="None of the runs has the metric 'nope'"):
+        client.plot_runs([a], ["nope"], tmp_path / "x.html")
+
+
+def test_pipeline_run_detail(client, world):
+    summary = client.pipeline_runs(5)[0]
+    detail = client.pipeline_run(summary.id)
+    assert same(detail, world.ws.pipelines.get(summary.id))
+    assert detail.steps and {s.status for s in detail.steps} <= {"succeeded", "cached"}
+    assert same(client.pipeline_runs(5, pipeline=summary.pipeline), [summary])
+    assert client.pipeline_runs(5, pipeline="other") == []
+    with pytest.raises(NotFoundError):
+        client.pipeline_run("prun_nope")
+
+
+def test_deployment_history_and_stats(client, world):
+    from plinth.monitoring.service import deployment_stats
+    from plinth.serving.deployments import DeploymentNotFoundError
+
+    assert same(client.deployment("clf"), world.ws.deployments.get("clf"))
+    history = client.deployment_history("clf")
+    assert same(history, world.ws.deployments.history("clf")) and history[0].revision == 1
+    stats = client.deployment_stats("clf")
+    assert same(stats, deployment_stats(world.ws, "clf"))
+    assert (stats["deployment"], stats["model"], stats["requests"]) == ("clf", "clf", 0)
+    with pytest.raises(DeploymentNotFoundError):
+        client.deployment("nope")
+    with pytest.raises(DeploymentNotFoundError):
+        client.deployment_stats("nope")
+
+
+def test_drift_that_cannot_be_computed_is_the_same_error(client, world):
+    import re
+
+    from plinth.errors import PlinthError
+    from plinth.monitoring.service import log_drift
+
+    with pytest.raises(PlinthError) as local:
+        log_drift(world.ws, "clf@champion", window="1d")
+    with pytest.raises(type(local.value), match=re.escape(str(local.value)[:40])):
+        client.drift("clf@champion", "1d")
+
+
+def test_one_alert_with_its_events(client, world):
+    from plinth.monitoring.alerts import AlertManager, AlertNotFoundError
+
+    manager = AlertManager(world.ws)
+    first = manager.alerts()[0]
+    detail = client.alert(first.id)
+    assert same(detail.alert, manager.get(first.id))
+    assert same(detail.events, manager.history(first.id))
+    assert [e.kind for e in detail.events][:1] == ["fired"]
+    assert detail.to_dict()["events"][0]["kind"] == "fired"
+    with pytest.raises(AlertNotFoundError):
+        client.alert(99999)
+
+
+def test_model_card_and_gate_decisions(client, world):
+    from plinth.registry.gates import decisions
+
+    card = client.model_card("clf", 1)
+    assert (card.name, card.version) == ("clf", 1)
+    assert card.markdown() == world.ws.models.card("clf:1").markdown()
+    assert client.model_card("clf").version == 2
+    assert same(client.gate_decisions("clf"), decisions(world.ws, "clf"))
+    with pytest.raises(ModelNotFoundError):
+        client.model_card("nope")
+    with pytest.raises(ModelNotFoundError):
+        client.gate_decisions("nope")
+
+
+def test_remove_alias_with_a_reason(client, backend, world):
+    alias = f"gone-{backend}"
+    client.set_alias("clf", alias, 2)
+    removed = client.remove_alias("clf", alias, reason="retired")
+    assert (removed.action, removed.reason, removed.previous_version) == ("remove", "retired", 2)
+    assert alias not in client.model("clf").aliases

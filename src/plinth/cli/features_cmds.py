@@ -98,12 +98,11 @@ def show(
     from rich.table import Table
 
     from plinth.cli.output import console, print_json
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        view, version = ws.features.view(name)
-        watermark = ws.features.watermark(name)
-    spec = view.spec()
+    with open_client(home) as client:
+        info = client.feature_view(name)
+    spec, version, watermark = info.spec, info.version, info.watermark
     if as_json:
         print_json({"version": version, "watermark": watermark, **spec})
         return

@@ -114,10 +114,10 @@ def tables(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from rich.table import Table
 
     from plinth.cli.output import console, human_bytes, print_json, source_summary, when
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        infos = ws.lake.tables()
+    with open_client(home) as client:
+        infos = client.tables()
     if as_json:
         print_json([asdict(t) for t in infos])
         return
@@ -158,11 +158,11 @@ def show(
     from rich.table import Table
 
     from plinth.cli.output import console, human_bytes, print_json, source_summary, styled, when
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        info = ws.lake.table(name)
-        chosen = ws.lake.version(name, version)
+    with open_client(home) as client:
+        info = client.table(name)
+        chosen = client.table_version(name, version)
     if as_json:
         print_json({"table": asdict(info), "version": asdict(chosen)})
         return
@@ -198,10 +198,10 @@ def history(
     from rich.table import Table
 
     from plinth.cli.output import console, human_bytes, print_json, source_summary, when
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        versions = ws.lake.history(name)
+    with open_client(home) as client:
+        versions = client.table_versions(name)
     if as_json:
         print_json([asdict(v) for v in versions])
         return

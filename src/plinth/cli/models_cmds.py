@@ -195,10 +195,10 @@ def alias_remove(
     home: HomeOption = None,
 ) -> None:
     """Remove an alias; the version it held stays in the history."""
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        event = ws.models.remove_alias(name, alias, reason=reason)
+    with open_client(home) as client:
+        event = client.remove_alias(name, alias, reason=reason)
     _print_event(event, name, alias)
 
 
@@ -291,11 +291,17 @@ def card(
     """Print (or write) a version's model card, in Markdown or JSON."""
     import json
 
+    from plinth.cli import remote
     from plinth.cli.output import console
     from plinth.workspace import Workspace
 
-    with Workspace(home) as ws:
-        model_card = ws.models.card(uri)
+    if remote.enabled():
+        info, _ = remote.model_and_versions(uri)
+        with remote.client() as client:
+            model_card = client.model_card(info.name, info.version)
+    else:
+        with Workspace(home) as ws:
+            model_card = ws.models.card(uri)
     text = json.dumps(model_card.to_dict(), indent=2) + "\n" if as_json else model_card.markdown()
     if output is None:
         print(text, end="")

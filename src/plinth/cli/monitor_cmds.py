@@ -53,21 +53,35 @@ def drift(
     """Drift of a model's prediction log, window by window, against its reference."""
     from rich.table import Table
 
+    from plinth.cli import remote
     from plinth.cli.output import console, print_json
     from plinth.monitoring.drift import Thresholds
     from plinth.monitoring.service import log_drift
     from plinth.workspace import Workspace
 
     limits = Thresholds(psi=psi, wasserstein=wasserstein, js=js)
-    with Workspace(home) as ws:
-        windows = log_drift(
-            ws,
-            uri,
-            window=window,
-            reference=reference,
-            reference_where=reference_where,
-            thresholds=limits,
-        )
+    if remote.enabled():
+        if reference is not None or reference_where is not None or limits != Thresholds():
+            from plinth.errors import ConfigError
+
+            raise ConfigError(
+                "Through the server, 'plinth monitor drift' uses the training set as the "
+                "reference and the default thresholds.",
+                hint="Leave out --reference, --reference-where, --psi, --wasserstein and --js, "
+                "or unset PLINTH_URL to run it on a local catalog.",
+            )
+        with remote.client() as client:
+            windows = client.drift(uri, window)
+    else:
+        with Workspace(home) as ws:
+            windows = log_drift(
+                ws,
+                uri,
+                window=window,
+                reference=reference,
+                reference_where=reference_where,
+                thresholds=limits,
+            )
     if as_json:
         print_json([w.to_dict() for w in windows])
         return
@@ -377,13 +391,11 @@ def alert(
     from rich.table import Table
 
     from plinth.cli.output import console, print_json
-    from plinth.monitoring.alerts import AlertManager
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        manager = AlertManager(ws)
-        found = manager.get(alert_id)
-        events = manager.history(alert_id)
+    with open_client(home) as client:
+        detail = client.alert(alert_id)
+    found, events = detail.alert, detail.events
     if as_json:
         print_json({**found.to_dict(), "events": [e.to_dict() for e in events]})
         return

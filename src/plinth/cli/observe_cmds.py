@@ -152,16 +152,19 @@ def profile(
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Profile a table version (stored once, then reused) and summarize each column."""
+    """Profile a table version (stored once, then reused) and summarize each column.
+
+    Columns the table's contract marks as personal data show counts only.
+    """
     from rich.table import Table
 
     from plinth.cli.output import console, print_json
-    from plinth.quality.profiles import profile_version
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
+    from plinth.quality.privacy import WITHHELD, is_withheld
 
-    with Workspace(home) as ws:
-        chosen = ws.lake.version(table, version)
-        result = profile_version(ws.lake, table, chosen.version)
+    with open_client(home) as client:
+        chosen = client.table_version(table, version)
+        result = client.table_profile(table, chosen.version)
     if as_json:
         print_json(result)
         return
@@ -169,15 +172,16 @@ def profile(
     for column in ("column", "kind", "type", "nulls", "distinct", "min", "max", "mean / top"):
         out.add_column(column, justify="right" if column in {"nulls", "distinct"} else "left")
     for name, col in result["columns"].items():
+        withheld = is_withheld(col)
         out.add_row(
             name,
             col["kind"],
             col["type"],
             f"{col['nulls']:,} ({col['null_fraction']:.1%})",
             "-" if col.get("distinct") is None else f"{col['distinct']:,}",
-            _short(col.get("min")),
-            _short(col.get("max")),
-            _centre(col),
+            "-" if withheld else _short(col.get("min")),
+            "-" if withheld else _short(col.get("max")),
+            WITHHELD if withheld else _centre(col),
         )
     console.print(out)
 

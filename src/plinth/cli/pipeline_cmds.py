@@ -239,10 +239,10 @@ def runs(
     from rich.table import Table
 
     from plinth.cli.output import console, print_json, styled, when
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        found = ws.pipelines.runs(limit=limit, pipeline=pipeline)
+    with open_client(home) as client:
+        found = client.pipeline_runs(limit=limit, pipeline=pipeline)
     if as_json:
         print_json([r.to_dict() for r in found])
         return
@@ -331,10 +331,10 @@ def show(
 ) -> None:
     """Show a run: its DAG with each step's status, attempts, time and cache hit."""
     from plinth.cli.output import print_json
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        detail = ws.pipelines.get(run_id)
+    with open_client(home) as client:
+        detail = client.pipeline_run(run_id)
     if as_json:
         print_json(detail.to_dict())
         return

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING, Any
 from plinth.errors import ConfigError
 
 if TYPE_CHECKING:
-    from plinth.client import RemoteClient
+    from pathlib import Path
+
+    from plinth.client import PlinthClient, RemoteClient
     from plinth.registry import ModelVersionInfo
     from plinth.tracking.service import RunSummary
 
@@ -25,6 +27,7 @@ __all__ = [
     "enabled",
     "list_runs",
     "model_and_versions",
+    "open_client",
 ]
 
 #: The commands that work through the server when PLINTH_URL is set.
@@ -35,6 +38,21 @@ REMOTE_COMMANDS = frozenset(
         ("models", "list"),
         ("models", "show"),
         ("models", "alias", "set"),
+        ("models", "alias", "remove"),
+        ("models", "card"),
+        ("runs", "compare"),
+        ("runs", "plot"),
+        ("tables",),
+        ("table", "show"),
+        ("table", "history"),
+        ("profile",),
+        ("features", "show"),
+        ("pipeline", "runs"),
+        ("pipeline", "show"),
+        ("deploy", "list"),
+        ("deploy", "history"),
+        ("monitor", "drift"),
+        ("monitor", "alert"),
         ("monitor", "alerts"),
         ("audit", "list"),
         ("audit", "verify"),
@@ -71,6 +89,21 @@ def client() -> RemoteClient:
 
     settings = load_settings().settings
     return RemoteClient(settings.url, settings.token or None)
+
+
+def open_client(home: Path | None = None) -> PlinthClient:
+    """The client a command reads through: the server in remote mode, else the workspace at
+    ``home`` (closed with the client).
+
+    Example:
+        >>> # with open_client(home) as client: client.tables()
+    """
+    from plinth.client import LocalClient
+    from plinth.workspace import Workspace
+
+    if enabled():
+        return client()
+    return LocalClient(Workspace(home), own=True)
 
 
 def _command_path(command: Any, args: Sequence[str]) -> tuple[str, ...]:
@@ -117,7 +150,10 @@ def check_command(command: Any, args: Sequence[str] | None) -> None:
         return
     if path in REMOTE_COMMANDS:
         return
-    if getattr(_leaf(command, path), "commands", None) is not None:
+    leaf = _leaf(command, path)
+    if getattr(leaf, "commands", None) is not None and not getattr(
+        leaf, "invoke_without_command", False
+    ):
         return  # a group without a subcommand: it prints its usage
     supported = ", ".join("plinth " + " ".join(p) for p in sorted(REMOTE_COMMANDS))
     raise ConfigError(

@@ -277,12 +277,11 @@ def compare(
     from rich.table import Table
 
     from plinth.cli.output import console, print_json, when
+    from plinth.cli.remote import open_client
     from plinth.tracking.plot import format_number
-    from plinth.tracking.service import Runs
-    from plinth.workspace import Workspace
 
-    with Workspace(home) as ws:
-        table = Runs(ws).compare(run_ids)
+    with open_client(home) as client:
+        table = client.compare_runs(run_ids)
     if as_json:
         print_json(table.to_dict())
         return
@@ -331,9 +330,8 @@ def plot(
 ) -> None:
     """Chart metric series of runs to an HTML page (no scripts) or a PNG."""
     from plinth.cli.output import console, human_bytes
-    from plinth.tracking.service import Runs
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        path = Runs(ws).plot(run_ids, metrics or None, output, max_points=max_points)
+    with open_client(home) as client:
+        path = client.plot_runs(run_ids, metrics or None, output, max_points=max_points)
     console.print(f"Wrote {path} ({human_bytes(path.stat().st_size)}).")

@@ -268,10 +268,10 @@ def deploy_list(home: HomeOption = None, as_json: JsonOption = False) -> None:
     from rich.table import Table
 
     from plinth.cli.output import console, print_json, when
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        found = ws.deployments.list()
+    with open_client(home) as client:
+        found = client.deployments()
     if as_json:
         print_json([d.to_dict() for d in found])
         return
@@ -295,10 +295,10 @@ def deploy_history(
     from rich.table import Table
 
     from plinth.cli.output import console, print_json, when
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        revisions = ws.deployments.history(name)
+    with open_client(home) as client:
+        revisions = client.deployment_history(name)
     if as_json:
         print_json([r.to_dict() for r in revisions])
         return

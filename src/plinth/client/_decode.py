@@ -12,16 +12,19 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from plinth.client.base import Identity
+from plinth.client.base import AlertDetail, Identity
 
 if TYPE_CHECKING:
     from plinth.catalog.audit import AuditRecord, Verification
+    from plinth.features.service import FeatureViewInfo
     from plinth.governance.lineage import LineageGraph
     from plinth.lake.records import TableInfo, VersionInfo
-    from plinth.monitoring.alerts import AlertInfo
-    from plinth.pipelines.service import PipelineRunSummary
+    from plinth.monitoring.alerts import AlertEventInfo, AlertInfo
+    from plinth.monitoring.service import WindowDrift
+    from plinth.pipelines.service import PipelineRunDetail, PipelineRunSummary
     from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
-    from plinth.serving.deployments import DeploymentInfo
+    from plinth.registry.card import ModelCard
+    from plinth.serving.deployments import DeploymentInfo, RevisionInfo
     from plinth.tracking.history import MetricHistory
     from plinth.tracking.service import RunDetail, RunSummary
 
@@ -269,3 +272,130 @@ def identity_of(data: Json) -> Identity:
         project=data.get("project") or "",
         permissions=sorted(data.get("permissions") or []),
     )
+
+
+def quality_result_of(data: Json) -> dict[str, Any]:
+    """One stored quality result (``created_at`` as a datetime).
+
+    Example:
+        >>> quality_result_of({"status": "passed", "created_at": None})["status"]
+        'passed'
+    """
+    return {**data, "created_at": when(data.get("created_at"))}
+
+
+def feature_view_of(data: Json) -> FeatureViewInfo:
+    """An applied feature view: the API's flat form split into version, watermark and spec.
+
+    Example:
+        >>> # feature_view_of(client._get("/features/views/weather")).watermark
+    """
+    from plinth.features.service import FeatureViewInfo
+
+    spec = {k: v for k, v in data.items() if k not in ("version", "watermark")}
+    return FeatureViewInfo(data["name"], int(data["version"]), spec, when(data.get("watermark")))
+
+
+def pipeline_run_detail_of(data: Json) -> PipelineRunDetail:
+    """One pipeline run with its steps.
+
+    Example:
+        >>> # pipeline_run_detail_of(client._get("/pipelines/runs/prun_01J...")).steps
+    """
+    from plinth.pipelines.service import PipelineRunDetail, StepRunInfo
+
+    steps = [
+        StepRunInfo(
+            **{
+                **_fields(StepRunInfo, step),
+                "started_at": when(step.get("started_at")),
+                "ended_at": when(step.get("ended_at")),
+            }
+        )
+        for step in data.get("steps") or []
+    ]
+    return PipelineRunDetail(
+        **{
+            **_fields(PipelineRunDetail, data),
+            "started_at": when(data["started_at"]),
+            "ended_at": when(data.get("ended_at")),
+            "steps": steps,
+        }
+    )
+
+
+def revision_of(data: Json) -> RevisionInfo:
+    """One revision of a deployment.
+
+    Example:
+        >>> # [revision_of(r) for r in client._get("/deployments/delay")["revisions"]]
+    """
+    from plinth.serving.deployments import DeploymentSpec, RevisionInfo
+
+    return RevisionInfo(
+        **{
+            **_fields(RevisionInfo, data),
+            "spec": DeploymentSpec.from_dict(data["spec"]),
+            "at": when(data["at"]),
+        }
+    )
+
+
+def stats_of(data: Json) -> dict[str, Any]:
+    """A deployment's serving figures (``first`` and ``last`` as datetimes).
+
+    Example:
+        >>> # stats_of(client._get("/deployments/delay/stats"))["first"]
+    """
+    return {**data, "first": when(data.get("first")), "last": when(data.get("last"))}
+
+
+def window_drift_of(data: Json) -> WindowDrift:
+    """One window of a model's drift report.
+
+    Example:
+        >>> # window_drift_of(page["items"][0]).report.share_drifted
+    """
+    from plinth.monitoring.drift import ColumnDrift, DriftReport
+    from plinth.monitoring.service import WindowDrift
+
+    columns = []
+    for column in data.get("columns") or []:
+        values = _fields(ColumnDrift, column)
+        values["psi"] = number(values.get("psi"))
+        for key in ("new_categories", "missing_categories"):
+            values[key] = tuple(values.get(key) or ())
+        columns.append(ColumnDrift(**values))
+    report = DriftReport(columns, float(data["share_drifted"]), bool(data["drifted"]))
+    return WindowDrift(when(data.get("start")), when(data.get("end")), int(data["rows"]), report)
+
+
+def alert_event_of(data: Json) -> AlertEventInfo:
+    """One event of an alert's history.
+
+    Example:
+        >>> # [alert_event_of(e) for e in client._get("/alerts/7")["events"]]
+    """
+    from plinth.monitoring.alerts import AlertEventInfo
+
+    return AlertEventInfo(**{**_fields(AlertEventInfo, data), "at": when(data["at"])})
+
+
+def alert_detail_of(data: Json) -> AlertDetail:
+    """An alert with its events.
+
+    Example:
+        >>> # alert_detail_of(client._get("/alerts/7")).alert.state
+    """
+    return AlertDetail(alert_of(data), [alert_event_of(e) for e in data.get("events") or []])
+
+
+def card_of(data: Json) -> ModelCard:
+    """A model card.
+
+    Example:
+        >>> # card_of(client._get("/models/delay/card")).markdown()
+    """
+    from plinth.registry.card import ModelCard
+
+    return ModelCard(dict(data))

@@ -15,21 +15,25 @@ from __future__ import annotations
 import abc
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
     from plinth.catalog.audit import AuditRecord, Verification
+    from plinth.features.service import FeatureViewInfo
     from plinth.governance.lineage import LineageGraph
     from plinth.lake.records import TableInfo, VersionInfo
-    from plinth.monitoring.alerts import AlertInfo
-    from plinth.pipelines.service import PipelineRunSummary
+    from plinth.monitoring.alerts import AlertEventInfo, AlertInfo
+    from plinth.monitoring.service import WindowDrift
+    from plinth.pipelines.service import PipelineRunDetail, PipelineRunSummary
     from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
-    from plinth.serving.deployments import DeploymentInfo
+    from plinth.registry.card import ModelCard
+    from plinth.serving.deployments import DeploymentInfo, RevisionInfo
     from plinth.tracking.history import MetricHistory
-    from plinth.tracking.service import RunDetail, RunSummary
+    from plinth.tracking.service import Comparison, RunDetail, RunSummary
 
-__all__ = ["Identity", "ModelDetail", "Page", "PlinthClient", "RunHandle"]
+__all__ = ["AlertDetail", "Identity", "ModelDetail", "Page", "PlinthClient", "RunHandle"]
 
 T = TypeVar("T")
 
@@ -113,6 +117,22 @@ class ModelDetail:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary: the summary's fields plus ``versions``."""
         return {**self.summary.to_dict(), "versions": [v.to_dict() for v in self.versions]}
+
+
+@dataclass(frozen=True)
+class AlertDetail:
+    """One alert with its history (fired, actions taken, resolved), oldest event first.
+
+    Example:
+        >>> # detail = client.alert(7); detail.alert.state, [e.kind for e in detail.events]
+    """
+
+    alert: AlertInfo
+    events: list[AlertEventInfo]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary: the alert's fields plus ``events``."""
+        return {**self.alert.to_dict(), "events": [e.to_dict() for e in self.events]}
 
 
 class RunHandle(abc.ABC):
@@ -201,6 +221,29 @@ class PlinthClient(abc.ABC):
     def table_versions(self, name: str) -> list[VersionInfo]:
         """Every version of a table, oldest first."""
 
+    @abc.abstractmethod
+    def table_version(self, name: str, version: int | None = None) -> VersionInfo:
+        """One version of a table (the latest by default);
+        :class:`~plinth.errors.VersionNotFoundError` when it has no such version."""
+
+    @abc.abstractmethod
+    def table_quality(self, name: str, limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
+        """A table's stored quality results (one per contract check run), newest first."""
+
+    @abc.abstractmethod
+    def table_profile(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """The column profile of a table version (the latest by default)."""
+
+    # -- features --------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def feature_views(self) -> list[FeatureViewInfo]:
+        """Every applied feature view (newest version, definition, watermark), by name."""
+
+    @abc.abstractmethod
+    def feature_view(self, name: str) -> FeatureViewInfo:
+        """One applied feature view; :class:`~plinth.errors.NotFoundError` when unknown."""
+
     # -- runs ------------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -244,6 +287,20 @@ class PlinthClient(abc.ABC):
         """One metric series of a run, downsampled to at most ``max_points``."""
 
     @abc.abstractmethod
+    def compare_runs(self, run_ids: list[str]) -> Comparison:
+        """Runs side by side: attributes, parameters and last metric values."""
+
+    @abc.abstractmethod
+    def plot_runs(
+        self,
+        run_ids: list[str],
+        keys: list[str] | None = None,
+        path: str | Path = "runs.html",
+        max_points: int = 1000,
+    ) -> Path:
+        """Chart the runs' metric series to ``path`` (HTML with inline SVG, or PNG)."""
+
+    @abc.abstractmethod
     def start_run(
         self,
         experiment: str,
@@ -273,22 +330,57 @@ class PlinthClient(abc.ABC):
         """Point ``alias`` at ``version``; ``None`` when it already pointed there."""
 
     @abc.abstractmethod
-    def remove_alias(self, name: str, alias: str) -> AliasEvent | None:
+    def remove_alias(self, name: str, alias: str, reason: str | None = None) -> AliasEvent | None:
         """Remove an alias; the version it held stays in the history."""
+
+    @abc.abstractmethod
+    def model_card(self, name: str, version: int | None = None) -> ModelCard:
+        """The model card of a version (the newest by default)."""
+
+    @abc.abstractmethod
+    def gate_decisions(self, name: str, version: int | None = None) -> list[dict[str, Any]]:
+        """The promotion-gate decisions recorded for a model (or one version), newest first."""
 
     # -- pipelines, deployments, monitoring ------------------------------------------------
 
     @abc.abstractmethod
-    def pipeline_runs(self, limit: int = 20) -> list[PipelineRunSummary]:
-        """The most recent pipeline runs, newest first."""
+    def pipeline_runs(
+        self, limit: int = 20, pipeline: str | None = None
+    ) -> list[PipelineRunSummary]:
+        """The most recent pipeline runs, newest first, optionally of one pipeline."""
+
+    @abc.abstractmethod
+    def pipeline_run(self, run_id: str) -> PipelineRunDetail:
+        """One pipeline run with its steps (an unambiguous start of its id works too)."""
 
     @abc.abstractmethod
     def deployments(self) -> list[DeploymentInfo]:
         """Every deployment, by name."""
 
     @abc.abstractmethod
+    def deployment(self, name: str) -> DeploymentInfo:
+        """One deployment; ``DeploymentNotFoundError`` when unknown."""
+
+    @abc.abstractmethod
+    def deployment_history(self, name: str) -> list[RevisionInfo]:
+        """Every revision of a deployment, oldest first."""
+
+    @abc.abstractmethod
+    def deployment_stats(self, name: str) -> dict[str, Any]:
+        """Requests, latency percentiles (ms), throughput and error rate of a deployment."""
+
+    @abc.abstractmethod
+    def drift(self, model: str, window: str = "1d") -> list[WindowDrift]:
+        """Drift of a model's prediction log by window against its training set, oldest
+        window first (``model`` is a URI: ``delay``, ``delay@champion``)."""
+
+    @abc.abstractmethod
     def alerts(self, state: str | None = None, model: str | None = None) -> list[AlertInfo]:
         """Alerts, newest first, optionally in one state or for one model."""
+
+    @abc.abstractmethod
+    def alert(self, alert_id: int) -> AlertDetail:
+        """One alert with its events; ``AlertNotFoundError`` when unknown."""
 
     # -- governance ------------------------------------------------------------------------
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from plinth.client.base import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    AlertDetail,
     Identity,
     ModelDetail,
     Page,
@@ -19,15 +21,18 @@ from plinth.errors import ConfigError
 
 if TYPE_CHECKING:
     from plinth.catalog.audit import AuditRecord, Verification
+    from plinth.features.service import FeatureViewInfo
     from plinth.governance.lineage import LineageGraph
     from plinth.lake.records import TableInfo, VersionInfo
     from plinth.monitoring.alerts import AlertInfo
-    from plinth.pipelines.service import PipelineRunSummary
+    from plinth.monitoring.service import WindowDrift
+    from plinth.pipelines.service import PipelineRunDetail, PipelineRunSummary
     from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
-    from plinth.serving.deployments import DeploymentInfo
+    from plinth.registry.card import ModelCard
+    from plinth.serving.deployments import DeploymentInfo, RevisionInfo
     from plinth.tracking.history import MetricHistory
     from plinth.tracking.run import Run
-    from plinth.tracking.service import RunDetail, RunSummary
+    from plinth.tracking.service import Comparison, RunDetail, RunSummary
     from plinth.workspace import Workspace
 
 __all__ = ["LocalClient", "LocalRun", "check_limit", "experiment_filter"]
@@ -198,6 +203,53 @@ class LocalClient(PlinthClient):
         """
         return self.ws.lake.history(name)
 
+    def table_version(self, name: str, version: int | None = None) -> VersionInfo:
+        """One version of a table, the latest by default.
+
+        Example:
+            >>> # client.table_version("flights", 0).row_count
+        """
+        return self.ws.lake.version(name, version)
+
+    def table_quality(self, name: str, limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
+        """A table's quality results, newest first.
+
+        Example:
+            >>> # [r["status"] for r in client.table_quality("flights", 5)]
+        """
+        check_limit(limit)
+        self.ws.lake.table(name)  # TableNotFoundError, as the server answers
+        return self.ws.quality.results(name, limit=limit)
+
+    def table_profile(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """The column profile of a table version, computed and stored on first request.
+
+        Example:
+            >>> # client.table_profile("flights")["columns"]["delay"]["nulls"]
+        """
+        from plinth.quality.profiles import profile_version
+
+        info = self.ws.lake.version(name, version)
+        return profile_version(self.ws.lake, name, info.version)
+
+    # -- features --------------------------------------------------------------------------
+
+    def feature_views(self) -> list[FeatureViewInfo]:
+        """Every applied feature view, by name.
+
+        Example:
+            >>> # [v.name for v in client.feature_views()]
+        """
+        return self.ws.features.view_infos()
+
+    def feature_view(self, name: str) -> FeatureViewInfo:
+        """One applied feature view with its version and watermark.
+
+        Example:
+            >>> # client.feature_view("weather").spec["features"]
+        """
+        return self.ws.features.view_info(name)
+
     # -- runs ------------------------------------------------------------------------------
 
     def runs(
@@ -234,6 +286,28 @@ class LocalClient(PlinthClient):
             >>> # client.metric_history(run_id, "loss").values[-1]
         """
         return self.ws.runs.history(run_id, key, max_points)
+
+    def compare_runs(self, run_ids: list[str]) -> Comparison:
+        """Runs side by side.
+
+        Example:
+            >>> # client.compare_runs([a, b]).to_dict()["differs"]
+        """
+        return self.ws.runs.compare(run_ids)
+
+    def plot_runs(
+        self,
+        run_ids: list[str],
+        keys: list[str] | None = None,
+        path: str | Path = "runs.html",
+        max_points: int = 1000,
+    ) -> Path:
+        """Chart the runs' metric series to a file.
+
+        Example:
+            >>> # client.plot_runs([a, b], ["loss"], "loss.html")
+        """
+        return self.ws.runs.plot(run_ids, keys or None, path, max_points=max_points)
 
     def start_run(
         self,
@@ -293,23 +367,52 @@ class LocalClient(PlinthClient):
         """
         return self.ws.models.set_alias(name, alias, version, reason=reason)
 
-    def remove_alias(self, name: str, alias: str) -> AliasEvent | None:
+    def remove_alias(self, name: str, alias: str, reason: str | None = None) -> AliasEvent | None:
         """Remove an alias.
 
         Example:
-            >>> # client.remove_alias("delay", "challenger")
+            >>> # client.remove_alias("delay", "challenger", reason="retired")
         """
-        return self.ws.models.remove_alias(name, alias)
+        return self.ws.models.remove_alias(name, alias, reason=reason)
+
+    def model_card(self, name: str, version: int | None = None) -> ModelCard:
+        """The model card of a version, the newest by default.
+
+        Example:
+            >>> # client.model_card("delay", 3).markdown()
+        """
+        return self.ws.models.card(f"{name}:{version}" if version is not None else name)
+
+    def gate_decisions(self, name: str, version: int | None = None) -> list[dict[str, Any]]:
+        """The promotion-gate decisions of a model, newest first.
+
+        Example:
+            >>> # [d["passed"] for d in client.gate_decisions("delay")]
+        """
+        from plinth.registry.gates import decisions
+
+        self.ws.models.versions(name)  # ModelNotFoundError, as the server answers
+        return decisions(self.ws, name, version)
 
     # -- pipelines, deployments, monitoring ------------------------------------------------
 
-    def pipeline_runs(self, limit: int = 20) -> list[PipelineRunSummary]:
+    def pipeline_runs(
+        self, limit: int = 20, pipeline: str | None = None
+    ) -> list[PipelineRunSummary]:
         """The most recent pipeline runs.
 
         Example:
             >>> # [r.status for r in client.pipeline_runs(5)]
         """
-        return self.ws.pipelines.runs(limit=check_limit(limit))
+        return self.ws.pipelines.runs(limit=check_limit(limit), pipeline=pipeline)
+
+    def pipeline_run(self, run_id: str) -> PipelineRunDetail:
+        """One pipeline run with its steps.
+
+        Example:
+            >>> # [s.status for s in client.pipeline_run("prun_01J...").steps]
+        """
+        return self.ws.pipelines.get(run_id)
 
     def deployments(self) -> list[DeploymentInfo]:
         """Every deployment.
@@ -318,6 +421,42 @@ class LocalClient(PlinthClient):
             >>> # [d.name for d in client.deployments()]
         """
         return self.ws.deployments.list()
+
+    def deployment(self, name: str) -> DeploymentInfo:
+        """One deployment.
+
+        Example:
+            >>> # client.deployment("delay").revision
+        """
+        return self.ws.deployments.get(name)
+
+    def deployment_history(self, name: str) -> list[RevisionInfo]:
+        """Every revision of a deployment, oldest first.
+
+        Example:
+            >>> # [r.action for r in client.deployment_history("delay")]
+        """
+        return self.ws.deployments.history(name)
+
+    def deployment_stats(self, name: str) -> dict[str, Any]:
+        """Serving figures of a deployment from its model's prediction log.
+
+        Example:
+            >>> # client.deployment_stats("delay")["latency_ms"]["p95"]
+        """
+        from plinth.monitoring.service import deployment_stats
+
+        return deployment_stats(self.ws, name)
+
+    def drift(self, model: str, window: str = "1d") -> list[WindowDrift]:
+        """Drift of a model's prediction log by window.
+
+        Example:
+            >>> # [w.report.share_drifted for w in client.drift("delay@champion", "1d")]
+        """
+        from plinth.monitoring.service import log_drift
+
+        return log_drift(self.ws, model, window=window)
 
     def alerts(self, state: str | None = None, model: str | None = None) -> list[AlertInfo]:
         """Alerts, newest first.
@@ -328,6 +467,17 @@ class LocalClient(PlinthClient):
         from plinth.monitoring.alerts import AlertManager
 
         return AlertManager(self.ws).alerts(state=state, model=model, limit=MAX_LIMIT)
+
+    def alert(self, alert_id: int) -> AlertDetail:
+        """One alert with its events.
+
+        Example:
+            >>> # [e.kind for e in client.alert(7).events]
+        """
+        from plinth.monitoring.alerts import AlertManager
+
+        manager = AlertManager(self.ws)
+        return AlertDetail(manager.get(alert_id), manager.history(alert_id))
 
     # -- governance ------------------------------------------------------------------------
 

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 from plinth.client import _decode as decode
 from plinth.client._errors import ServerUnavailableError, error_class, raise_for
@@ -27,14 +28,18 @@ if TYPE_CHECKING:
     import httpx
 
     from plinth.catalog.audit import AuditRecord, Verification
+    from plinth.client.base import AlertDetail
+    from plinth.features.service import FeatureViewInfo
     from plinth.governance.lineage import LineageGraph
     from plinth.lake.records import TableInfo, VersionInfo
     from plinth.monitoring.alerts import AlertInfo
-    from plinth.pipelines.service import PipelineRunSummary
+    from plinth.monitoring.service import WindowDrift
+    from plinth.pipelines.service import PipelineRunDetail, PipelineRunSummary
     from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
-    from plinth.serving.deployments import DeploymentInfo
+    from plinth.registry.card import ModelCard
+    from plinth.serving.deployments import DeploymentInfo, RevisionInfo
     from plinth.tracking.history import MetricHistory
-    from plinth.tracking.service import RunDetail, RunSummary
+    from plinth.tracking.service import Comparison, RunDetail, RunSummary
 
 __all__ = ["API_PREFIX", "RemoteClient", "ServerUnavailableError", "error_class"]
 
@@ -203,6 +208,59 @@ class RemoteClient(PlinthClient):
         found = [decode.version_of(v) for v in self._walk(f"/tables/{self._part(name)}/versions")]
         return sorted(found, key=lambda v: v.version)
 
+    def table_version(self, name: str, version: int | None = None) -> VersionInfo:
+        """One version of a table, the latest by default.
+
+        Example:
+            >>> # client.table_version("flights", 0).row_count
+        """
+        from plinth.errors import VersionNotFoundError
+
+        versions = self.table_versions(name)
+        found = versions[-1:] if version is None else [v for v in versions if v.version == version]
+        if not found:  # the lake's own message
+            what = "version yet" if version is None else f"version {version}"
+            raise VersionNotFoundError(
+                f"Table '{name}' has no {what}.",
+                hint=f"Run 'plinth table history {name}' to list its versions.",
+            )
+        return found[0]
+
+    def table_quality(self, name: str, limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
+        """A table's quality results, newest first.
+
+        Example:
+            >>> # [r["status"] for r in client.table_quality("flights", 5)]
+        """
+        found = self._walk(f"/tables/{self._part(name)}/quality", most=check_limit(limit))
+        return [decode.quality_result_of(r) for r in found]
+
+    def table_profile(self, name: str, version: int | None = None) -> dict[str, Any]:
+        """The column profile of a table version, computed on the server on first request.
+
+        Example:
+            >>> # client.table_profile("flights")["columns"]["delay"]["nulls"]
+        """
+        return dict(self._get(f"/tables/{self._part(name)}/profile", {"version": version}))
+
+    # -- features --------------------------------------------------------------------------
+
+    def feature_views(self) -> list[FeatureViewInfo]:
+        """Every applied feature view, by name.
+
+        Example:
+            >>> # [v.name for v in client.feature_views()]
+        """
+        return [decode.feature_view_of(v) for v in self._walk("/features/views")]
+
+    def feature_view(self, name: str) -> FeatureViewInfo:
+        """One applied feature view with its version and watermark.
+
+        Example:
+            >>> # client.feature_view("weather").spec["features"]
+        """
+        return decode.feature_view_of(self._get(f"/features/views/{self._part(name)}"))
+
     # -- runs ------------------------------------------------------------------------------
 
     def runs(
@@ -240,6 +298,45 @@ class RemoteClient(PlinthClient):
         """
         path = f"/runs/{self._part(run_id)}/metrics/{self._part(key)}"
         return decode.history_of(self._get(path, {"max_points": max_points}), run_id)
+
+    def _details(self, run_ids: list[str]) -> list[RunDetail]:
+        """The details of distinct runs, in order (a run named twice, by prefix too, once)."""
+        from plinth.tracking.service import compared_ids
+
+        details: dict[str, RunDetail] = {}
+        for run_id in compared_ids(run_ids):
+            detail = self.run(run_id)
+            details.setdefault(detail.id, detail)
+        return list(details.values())
+
+    def compare_runs(self, run_ids: list[str]) -> Comparison:
+        """Runs side by side, from each run's detail on the server.
+
+        Example:
+            >>> # client.compare_runs([a, b]).to_dict()["differs"]
+        """
+        from plinth.tracking.service import compare_summaries
+
+        return compare_summaries(self._details(run_ids))
+
+    def plot_runs(
+        self,
+        run_ids: list[str],
+        keys: list[str] | None = None,
+        path: str | Path = "runs.html",
+        max_points: int = 1000,
+    ) -> Path:
+        """Chart the runs' metric series to a file, each series fetched from the server.
+
+        Example:
+            >>> # client.plot_runs([a, b], ["loss"], "loss.html")
+        """
+        from plinth.tracking.service import plot_runs
+
+        charted = [(d.id, d.experiment, set(d.metric_summaries)) for d in self._details(run_ids)]
+        return plot_runs(
+            charted, keys or None, lambda r, k: self.metric_history(r, k, max_points), path
+        )
 
     def start_run(
         self,
@@ -335,25 +432,53 @@ class RemoteClient(PlinthClient):
         path = f"/models/{self._part(name)}/aliases/{self._part(alias)}"
         return _alias_event(self._send("PUT", path, body))
 
-    def remove_alias(self, name: str, alias: str) -> AliasEvent | None:
+    def remove_alias(self, name: str, alias: str, reason: str | None = None) -> AliasEvent | None:
         """Remove an alias (needs ``models:promote``).
 
         Example:
-            >>> # client.remove_alias("delay", "challenger")
+            >>> # client.remove_alias("delay", "challenger", reason="retired")
         """
         path = f"/models/{self._part(name)}/aliases/{self._part(alias)}"
+        if reason is not None:
+            path += "?" + urlencode({"reason": reason})
         return _alias_event(self._send("DELETE", path))
+
+    def model_card(self, name: str, version: int | None = None) -> ModelCard:
+        """The model card of a version, the newest by default.
+
+        Example:
+            >>> # client.model_card("delay", 3).markdown()
+        """
+        return decode.card_of(self._get(f"/models/{self._part(name)}/card", {"version": version}))
+
+    def gate_decisions(self, name: str, version: int | None = None) -> list[dict[str, Any]]:
+        """The promotion-gate decisions of a model, newest first.
+
+        Example:
+            >>> # [d["passed"] for d in client.gate_decisions("delay")]
+        """
+        return list(self._walk(f"/models/{self._part(name)}/gates", {"version": version}))
 
     # -- pipelines, deployments, monitoring ------------------------------------------------
 
-    def pipeline_runs(self, limit: int = 20) -> list[PipelineRunSummary]:
+    def pipeline_runs(
+        self, limit: int = 20, pipeline: str | None = None
+    ) -> list[PipelineRunSummary]:
         """The most recent pipeline runs.
 
         Example:
             >>> # [r.status for r in client.pipeline_runs(5)]
         """
-        found = self._walk("/pipelines/runs", most=check_limit(limit))
+        found = self._walk("/pipelines/runs", {"pipeline": pipeline}, most=check_limit(limit))
         return [decode.pipeline_run_of(r) for r in found]
+
+    def pipeline_run(self, run_id: str) -> PipelineRunDetail:
+        """One pipeline run with its steps.
+
+        Example:
+            >>> # [s.status for s in client.pipeline_run("prun_01J...").steps]
+        """
+        return decode.pipeline_run_detail_of(self._get(f"/pipelines/runs/{self._part(run_id)}"))
 
     def deployments(self) -> list[DeploymentInfo]:
         """Every deployment.
@@ -363,6 +488,41 @@ class RemoteClient(PlinthClient):
         """
         return [decode.deployment_of(d) for d in self._walk("/deployments")]
 
+    def deployment(self, name: str) -> DeploymentInfo:
+        """One deployment.
+
+        Example:
+            >>> # client.deployment("delay").revision
+        """
+        return decode.deployment_of(self._get(f"/deployments/{self._part(name)}"))
+
+    def deployment_history(self, name: str) -> list[RevisionInfo]:
+        """Every revision of a deployment, oldest first.
+
+        Example:
+            >>> # [r.action for r in client.deployment_history("delay")]
+        """
+        data = self._get(f"/deployments/{self._part(name)}")
+        found = [decode.revision_of(r) for r in data.get("revisions") or []]
+        return sorted(found, key=lambda r: r.revision)
+
+    def deployment_stats(self, name: str) -> dict[str, Any]:
+        """Serving figures of a deployment, computed on the server from the prediction log.
+
+        Example:
+            >>> # client.deployment_stats("delay")["latency_ms"]["p95"]
+        """
+        return decode.stats_of(self._get(f"/deployments/{self._part(name)}/stats"))
+
+    def drift(self, model: str, window: str = "1d") -> list[WindowDrift]:
+        """Drift of a model's prediction log by window, computed on the server.
+
+        Example:
+            >>> # [w.report.share_drifted for w in client.drift("delay@champion", "1d")]
+        """
+        found = self._walk(f"/monitoring/{self._part(model)}/drift", {"window": window})
+        return [decode.window_drift_of(w) for w in found]
+
     def alerts(self, state: str | None = None, model: str | None = None) -> list[AlertInfo]:
         """Alerts, newest first.
 
@@ -371,6 +531,14 @@ class RemoteClient(PlinthClient):
         """
         found = self._walk("/alerts", {"state": state, "model": model}, most=MAX_LIMIT)
         return [decode.alert_of(a) for a in found]
+
+    def alert(self, alert_id: int) -> AlertDetail:
+        """One alert with its events.
+
+        Example:
+            >>> # [e.kind for e in client.alert(7).events]
+        """
+        return decode.alert_detail_of(self._get(f"/alerts/{int(alert_id)}"))
 
     # -- governance ------------------------------------------------------------------------
 

@@ -36,6 +36,27 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class FeatureViewInfo:
+    """An applied feature view: its newest version, definition and materialization watermark.
+
+    Example:
+        >>> info = FeatureViewInfo("weather", 2, {"source": "weather", "features": {}}, None)
+        >>> info.to_dict()["version"]
+        2
+    """
+
+    name: str
+    version: int
+    spec: dict[str, Any]
+    watermark: datetime | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The view as the API answers it: name, version, watermark and the definition."""
+        return {"name": self.name, "version": self.version, "watermark": self.watermark,
+                **{k: v for k, v in self.spec.items() if k != "name"}}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class MaterializeResult:
     """What one materialization wrote."""
 
@@ -108,6 +129,26 @@ class Features:
         ):
             out.extend((kind, d, v) for d, v in found.values())
         return out
+
+    def view_infos(self) -> list[FeatureViewInfo]:
+        """Every applied feature view with its version and watermark, by name.
+
+        Example:
+            >>> # [v.name for v in ws.features.view_infos()]
+        """
+        return [
+            FeatureViewInfo(name, version, view.spec(), self.watermark(name))
+            for name, (view, version) in sorted(self.views().items())
+        ]
+
+    def view_info(self, name: str) -> FeatureViewInfo:
+        """One applied feature view with its version and watermark (NotFoundError if unknown).
+
+        Example:
+            >>> # ws.features.view_info("weather").watermark
+        """
+        view, version = self.view(name)
+        return FeatureViewInfo(name, version, view.spec(), self.watermark(name))
 
     def view(self, name: str) -> tuple[FeatureView, int]:
         """One applied feature view and its version."""

@@ -228,3 +228,58 @@ def split_windows(log: pa.Table, kind: str, size: float) -> list[tuple[Any, Any,
         begin = datetime.fromtimestamp(bucket[lo] * size, tz=UTC)
         out.append((begin, begin + timedelta(seconds=size), log.slice(lo, hi - lo)))
     return out
+
+
+def serving_stats(ws: Workspace, model: str) -> dict[str, Any]:
+    """Requests, rows, latency percentiles (ms), throughput (requests/s), error rate and the
+    first and last answer time of a model's live traffic (shadow rows left out).
+
+    Example:
+        >>> # serving_stats(ws, "delay")["latency_ms"]["p95"]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    empty: dict[str, Any] = {
+        "requests": 0, "rows": 0, "latency_ms": {"p50": None, "p95": None, "p99": None},
+        "throughput_rps": None, "error_rate": None, "first": None, "last": None,
+    }  # fmt: skip
+    try:
+        log = read_log(ws, model)
+    except ConfigError:
+        return empty
+    if "route" in log.column_names:
+        route = pc.cast(log["route"], pa.string())
+        log = log.filter(pc.fill_null(pc.not_equal(route, "shadow"), True))
+    if log.num_rows == 0:
+        return empty
+    rows = log.num_rows
+    errors = log["prediction"].null_count if "prediction" in log.column_names else 0
+    first_rows = log.filter(pc.equal(log["row"], 0)) if "row" in log.column_names else log
+    latency = first_rows["latency_ms"]
+    quantiles = pc.quantile(latency, q=[0.5, 0.95, 0.99]).to_pylist()
+    times = first_rows["answered_at"]
+    first, last = pc.min(times).as_py(), pc.max(times).as_py()
+    requests = first_rows.num_rows
+    span = (last - first).total_seconds() if first and last else 0.0
+    return {
+        "requests": requests,
+        "rows": rows,
+        "latency_ms": dict(zip(("p50", "p95", "p99"), quantiles, strict=True)),
+        "throughput_rps": requests / span if span > 0 else None,
+        "error_rate": errors / rows,
+        "first": first,
+        "last": last,
+    }
+
+
+def deployment_stats(ws: Workspace, name: str) -> dict[str, Any]:
+    """A deployment's serving figures (:func:`serving_stats` of its model), with its name.
+
+    Raises ``DeploymentNotFoundError`` for an unknown deployment.
+
+    Example:
+        >>> # deployment_stats(ws, "delay")["requests"]
+    """
+    info = ws.deployments.get(name)
+    return {"deployment": name, "model": info.model, **serving_stats(ws, info.model)}

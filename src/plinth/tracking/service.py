@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -49,6 +49,9 @@ __all__ = [
     "Runs",
     "audit_run_end",
     "audit_run_start",
+    "compare_summaries",
+    "compared_ids",
+    "plot_runs",
 ]
 
 #: Most run ids one comparison or chart takes.
@@ -418,15 +421,7 @@ class Runs:
             )
 
     def _many(self, session: Session, run_ids: Iterable[str]) -> list[Run]:
-        ids = list(dict.fromkeys(run_ids))
-        if not ids:
-            raise ConfigError("No run ids were given.", hint="Name at least one run id.")
-        if len(ids) > MAX_COMPARE:
-            raise ConfigError(
-                f"{len(ids)} runs were given; at most {MAX_COMPARE} fit side by side.",
-                hint="Narrow the selection with 'plinth runs list --filter ...'.",
-            )
-        runs = [self._resolve(session, run_id) for run_id in ids]
+        runs = [self._resolve(session, run_id) for run_id in compared_ids(run_ids)]
         return list({run.id: run for run in runs}.values())
 
     def compare(self, run_ids: Sequence[str]) -> Comparison:
@@ -439,20 +434,7 @@ class Runs:
         """
         with self.ws.catalog.session() as session:
             summaries = self._summaries(session, self._many(session, run_ids))
-        rows: list[ComparisonRow] = []
-
-        def add(section: str, key: str, values: list[Any]) -> None:
-            rows.append(ComparisonRow(section, key, values, _differs(values)))
-
-        add("attribute", "experiment", [s.experiment for s in summaries])
-        add("attribute", "status", [s.status for s in summaries])
-        add("attribute", "started_at", [s.started_at for s in summaries])
-        add("attribute", "duration", [s.duration for s in summaries])
-        for key in sorted({k for s in summaries for k in s.params}):
-            add("param", key, [s.params.get(key) for s in summaries])
-        for key in sorted({k for s in summaries for k in s.metrics}):
-            add("metric", key, [s.metrics.get(key) for s in summaries])
-        return Comparison([s.id for s in summaries], rows)
+        return compare_summaries(summaries)
 
     def history(self, run_id: str, key: str, max_points: int = 1000) -> MetricHistory:
         """One metric series of a run, downsampled on the server to at most ``max_points``.
@@ -483,9 +465,6 @@ class Runs:
         Example:
             >>> # ws.runs.plot([a.id, b.id], ["loss", "auc"], "compare.html")
         """
-        from plinth.tracking.plot import write_plot
-
-        histories: list[MetricHistory] = []
         with self.ws.catalog.session() as session:
             runs = self._many(session, run_ids)
             ids = [run.id for run in runs]
@@ -494,26 +473,89 @@ class Runs:
                 select(RunMetric.run_id, RunMetric.key).where(RunMetric.run_id.in_(ids))
             ):
                 logged[run_id].add(key)
-            everything = sorted(set().union(*logged.values()))
-            wanted = list(dict.fromkeys(keys)) if keys else everything
-            if not wanted:
-                raise NotFoundError(
-                    "The runs have logged no metrics, so there is nothing to chart.",
-                    hint="Log metrics with run.log(...) first.",
-                )
-            unknown = [k for k in wanted if k not in everything]
-            if unknown:
-                raise NotFoundError(
-                    f"None of the runs has the metric '{unknown[0]}'.",
-                    hint=f"Their metrics are: {', '.join(everything) or 'none'}.",
-                )
-            for key in wanted:
-                for run_id in ids:
-                    if key in logged[run_id]:
-                        histories.append(metric_history(session, run_id, key, max_points))
-            labels = {run.id: f"{run.id} ({run.experiment})" for run in runs}
-        title = f"Metrics of {len(ids)} run{'s' if len(ids) != 1 else ''}"
-        return write_plot(histories, path, labels=labels, title=title)
+            charted = [(run.id, run.experiment, logged[run.id]) for run in runs]
+            return plot_runs(
+                charted,
+                keys,
+                lambda run_id, key: metric_history(session, run_id, key, max_points),
+                path,
+            )
+
+
+def compared_ids(run_ids: Iterable[str]) -> list[str]:
+    """The distinct ids of runs to put side by side; ConfigError for none or too many.
+
+    Example:
+        >>> compared_ids(["a", "b", "a"])
+        ['a', 'b']
+    """
+    ids = list(dict.fromkeys(run_ids))
+    if not ids:
+        raise ConfigError("No run ids were given.", hint="Name at least one run id.")
+    if len(ids) > MAX_COMPARE:
+        raise ConfigError(
+            f"{len(ids)} runs were given; at most {MAX_COMPARE} fit side by side.",
+            hint="Narrow the selection with 'plinth runs list --filter ...'.",
+        )
+    return ids
+
+
+def compare_summaries(summaries: Sequence[RunSummary]) -> Comparison:
+    """Runs side by side from their summaries: attributes, parameters, last metric values.
+
+    Example:
+        >>> # compare_summaries([ws.runs.get(a), ws.runs.get(b)]).to_dict()["differs"]
+    """
+    rows: list[ComparisonRow] = []
+
+    def add(section: str, key: str, values: list[Any]) -> None:
+        rows.append(ComparisonRow(section, key, values, _differs(values)))
+
+    add("attribute", "experiment", [s.experiment for s in summaries])
+    add("attribute", "status", [s.status for s in summaries])
+    add("attribute", "started_at", [s.started_at for s in summaries])
+    add("attribute", "duration", [s.duration for s in summaries])
+    for key in sorted({k for s in summaries for k in s.params}):
+        add("param", key, [s.params.get(key) for s in summaries])
+    for key in sorted({k for s in summaries for k in s.metrics}):
+        add("metric", key, [s.metrics.get(key) for s in summaries])
+    return Comparison([s.id for s in summaries], rows)
+
+
+def plot_runs(
+    runs: Sequence[tuple[str, str, set[str]]],
+    keys: Sequence[str] | None,
+    history: Callable[[str, str], MetricHistory],
+    path: str | os.PathLike[str] = "runs.html",
+) -> Path:
+    """Chart runs, given as ``(run id, experiment, metric keys it logged)``, fetching each
+    series with ``history(run_id, key)``; see :meth:`Runs.plot` for the rules.
+
+    Example:
+        >>> # plot_runs([(run.id, run.experiment, {"loss"})], ["loss"], fetch, "loss.html")
+    """
+    from plinth.tracking.plot import write_plot
+
+    logged = {run_id: set(found) for run_id, _, found in runs}
+    everything = sorted(set().union(*logged.values()))
+    wanted = list(dict.fromkeys(keys)) if keys else everything
+    if not wanted:
+        raise NotFoundError(
+            "The runs have logged no metrics, so there is nothing to chart.",
+            hint="Log metrics with run.log(...) first.",
+        )
+    unknown = [k for k in wanted if k not in everything]
+    if unknown:
+        raise NotFoundError(
+            f"None of the runs has the metric '{unknown[0]}'.",
+            hint=f"Their metrics are: {', '.join(everything) or 'none'}.",
+        )
+    histories = [
+        history(run_id, key) for key in wanted for run_id, _, _ in runs if key in logged[run_id]
+    ]
+    labels = {run_id: f"{run_id} ({experiment})" for run_id, experiment, _ in runs}
+    title = f"Metrics of {len(runs)} run{'s' if len(runs) != 1 else ''}"
+    return write_plot(histories, path, labels=labels, title=title)
 
 
 def audit_run_start(session: Session, run: Run) -> None:

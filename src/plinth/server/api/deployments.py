@@ -50,44 +50,6 @@ def deployment_stats(request: Request, name: DeploymentName) -> dict[str, Any]:
     Example:
         >>> # GET /api/v1/deployments/delay/stats -> {"requests": 120, "latency_ms": {...}}
     """
-    ws = workspace(request)
-    info = ws.deployments.get(name)
-    return {"deployment": name, "model": info.model, **json_ready(_stats(ws, info.model))}
+    from plinth.monitoring.service import deployment_stats
 
-
-def _stats(ws: Any, model: str) -> dict[str, Any]:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    from plinth.errors import ConfigError
-    from plinth.monitoring.service import read_log
-
-    empty = {"requests": 0, "rows": 0, "latency_ms": {"p50": None, "p95": None, "p99": None},
-             "throughput_rps": None, "error_rate": None, "first": None, "last": None}  # fmt: skip
-    try:
-        log = read_log(ws, model)
-    except ConfigError:
-        return empty
-    if "route" in log.column_names:
-        route = pc.cast(log["route"], pa.string())
-        log = log.filter(pc.fill_null(pc.not_equal(route, "shadow"), True))
-    if log.num_rows == 0:
-        return empty
-    rows = log.num_rows
-    errors = log["prediction"].null_count if "prediction" in log.column_names else 0
-    first_rows = log.filter(pc.equal(log["row"], 0)) if "row" in log.column_names else log
-    latency = first_rows["latency_ms"]
-    quantiles = pc.quantile(latency, q=[0.5, 0.95, 0.99]).to_pylist()
-    times = first_rows["answered_at"]
-    first, last = pc.min(times).as_py(), pc.max(times).as_py()
-    requests = first_rows.num_rows
-    span = (last - first).total_seconds() if first and last else 0.0
-    return {
-        "requests": requests,
-        "rows": rows,
-        "latency_ms": dict(zip(("p50", "p95", "p99"), quantiles, strict=True)),
-        "throughput_rps": requests / span if span > 0 else None,
-        "error_rate": errors / rows,
-        "first": first,
-        "last": last,
-    }
+    return json_ready(deployment_stats(workspace(request), name))

@@ -22,8 +22,7 @@ def list_views(request: Request, limit: Limit = 50, cursor: Cursor = None) -> di
     Example:
         >>> # GET /api/v1/features/views
     """
-    views = sorted(workspace(request).features.views().items())
-    items = [{"name": n, "version": v, **json_ready(view.spec())} for n, (view, v) in views]
+    items = [json_ready(v.to_dict()) for v in workspace(request).features.view_infos()]
     return paginate(lambda n: items[:n], limit=limit, cursor=cursor)
 
 
@@ -34,7 +33,4 @@ def get_view(request: Request, name: Annotated[str, Path(pattern=NAME)]) -> dict
     Example:
         >>> # GET /api/v1/features/views/weather
     """
-    ws = workspace(request)
-    view, version = ws.features.view(name)
-    watermark = ws.features.watermark(name)
-    return json_ready({"name": name, "version": version, "watermark": watermark, **view.spec()})
+    return json_ready(workspace(request).features.view_info(name).to_dict())
