@@ -207,7 +207,10 @@ def test_personal_data_columns_show_no_values(tmp_path):
         )  # fmt: skip
         text = build_datasheet(ws, "people", 0).markdown()
     assert "example.com" not in text and "1999" not in text and "2024-01-01" not in text
-    assert "personal data (pii: hash), not shown" in text
+    assert (
+        "| `email` | string | categorical | 0.0% | 2 | - | - | - | - | withheld (personal data) |"
+        in text
+    )
     assert "marks these columns as personal data: `born` (drop), `email` (hash)" in text
     assert "| `visits` | int64 | numeric | 0.0% | 2 | 3 | 4 |" in text
 

@@ -138,3 +138,20 @@ def test_served_predictions_are_logged_encrypted(
     assert files and all(p.name.endswith(SUFFIX) for p in files)
     with _ws(home, None) as plain, pytest.raises(ConfigError, match="predictions__risk"):
         plain.lake.read("predictions__risk")
+
+
+def test_quarantined_rows_are_encrypted_and_still_released(tmp_path: Path, key: str) -> None:
+    from plinth.quality.contracts import Contract
+
+    with _ws(tmp_path, key) as ws:
+        ws.quality.apply(Contract(table="people", columns={"age": {"min": 0}, "who": {}}))
+        rows = pa.table({"age": [30, -1], "who": ["ok", SECRET]})
+        assert ws.lake.ingest(rows, table="people").row_count == 1
+        assert ws.quality.quarantined("people").column("who").to_pylist() == [SECRET]
+        files = _files(tmp_path, "people__quarantine")
+        assert files and all(file_key_id(str(p)) for p in files)
+        assert not any(SECRET.encode() in p.read_bytes() for p in files)
+        released = ws.quality.release("people", force=True)
+        assert released.released == 1
+        assert sorted(ws.lake.read("people").column("who").to_pylist()) == ["ok", SECRET]
+        assert ws.quality.quarantined("people").num_rows == 0

@@ -155,22 +155,38 @@ def quarantine_show(
     table: Annotated[str, typer.Argument(help="Table name.")],
     ingest: IngestOption = None,
     limit: Annotated[int, typer.Option("--limit", help="Rows to print.")] = 20,
+    reveal: Annotated[
+        bool,
+        typer.Option(
+            "--reveal",
+            help="Show the raw values of personal-data (pii) columns; needs a role that may "
+            "release quarantine, and is audited.",
+        ),
+    ] = False,
     home: HomeOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show quarantined rows with the checks they failed."""
+    """Show quarantined rows with the checks they failed (personal data masked)."""
     from rich.table import Table
 
     from plinth.cli.output import console, print_json
     from plinth.workspace import Workspace
 
     with Workspace(home) as ws:
-        rows = ws.quality.quarantined(table, ingest)
-    records = rows.slice(0, limit).to_pylist()
+        view = ws.quality.view_quarantined(table, ingest, limit=limit, reveal=reveal)
+    records = view.rows.to_pylist()
     if as_json:
-        print_json({"total": rows.num_rows, "rows": records})
+        masked = {} if view.revealed else view.masked
+        print_json({"total": view.total, "rows": records, "masked": masked})
         return
-    console.print(f"{rows.num_rows:,} quarantined row(s) for '{table}'.")
+    console.print(f"{view.total:,} quarantined row(s) for '{table}'.")
+    if view.masked:
+        names = ", ".join(f"{n} ({a})" for n, a in sorted(view.masked.items()))
+        console.print(
+            f"Personal data revealed (audited): {names}."
+            if view.revealed
+            else f"Personal data masked: {names}. Add --reveal to see the values."
+        )
     if not records:
         return
     out = Table()

@@ -305,14 +305,16 @@ def _top(entry: dict[str, Any]) -> str | None:
 
 
 def _columns(facts: _Facts) -> str:
+    from plinth.quality.privacy import WITHHELD, is_withheld
+
     stats = (facts.profile or {}).get("columns") or {}
     rows = []
     for column in facts.info.schema:
         entry = stats.get(column["name"]) or {}
         missing = _percent(entry.get("null_fraction")) if entry else None
         values = [entry.get(k) for k in ("min", "max", "mean", "std")] + [_top(entry)]
-        if column["name"] in facts.pii:  # personal data: counts only, never values
-            values = [None] * 4 + [f"personal data (pii: {facts.pii[column['name']]}), not shown"]
+        if is_withheld(entry):  # personal data: the profile holds counts only, never values
+            values = [None] * 4 + [WITHHELD]
         rows.append((f"`{column['name']}`", column["type"], entry.get("kind"), missing,
                      entry.get("distinct"), *values))  # fmt: skip
     headers = ["column", "type", "kind", "missing", "distinct", "min", "max", "mean", "std", "top"]
@@ -403,11 +405,13 @@ def _ingests(facts: _Facts) -> str:
 
 
 def _timeframe(facts: _Facts) -> str | None:
+    from plinth.quality.privacy import is_withheld
+
     columns = ((facts.profile or {}).get("columns") or {}).items()
     ranges = [
         f"`{name}` from {e['min']} to {e['max']}"
         for name, e in columns
-        if e.get("kind") == "temporal" and e.get("min") is not None and name not in facts.pii
+        if e.get("kind") == "temporal" and e.get("min") is not None and not is_withheld(e)
     ]
     return "Time columns of this version: " + "; ".join(ranges) + "." if ranges else None
 

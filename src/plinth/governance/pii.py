@@ -46,11 +46,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "MASK",
     "SALT_KEY",
     "contract_rules",
     "feature_sources",
     "hash_value",
     "hashing_secret",
+    "mask",
     "model_pii",
     "pii_columns",
     "protect",
@@ -58,6 +60,8 @@ __all__ = [
     "table_pii",
 ]
 
+#: What :func:`mask` shows in place of a value of a column marked ``pii: drop``.
+MASK = "***"
 #: Storage key of the per-workspace salt used when no encryption key is configured.
 SALT_KEY = "governance/pii_salt"
 _IDENTIFIER = re.compile(r'"((?:[^"]|"")+)"|([A-Za-z_][A-Za-z0-9_]*)')
@@ -185,23 +189,14 @@ def table_pii(catalog: Catalog, table: str) -> dict[str, PiiAction]:
     """The columns the latest contract of ``table`` marks as personal data, read from the
     catalog (for code that has no workspace, like quality summaries).
 
+    The same as :func:`plinth.quality.privacy.table_pii`.
+
     Example:
         >>> # table_pii(ws.catalog, "passengers")  -> {'email': 'hash'}
     """
-    from sqlalchemy import select
+    from plinth.quality.privacy import table_pii as latest_pii
 
-    from plinth.catalog.models import ContractVersion
-    from plinth.quality.contracts import Contract
-
-    query = (
-        select(ContractVersion.spec)
-        .where(ContractVersion.table_name == table)
-        .order_by(ContractVersion.version.desc())
-        .limit(1)
-    )
-    with catalog.session() as session:
-        spec = session.scalar(query)
-    return {} if spec is None else Contract.model_validate(spec).pii_columns()
+    return latest_pii(catalog, table)
 
 
 def model_pii(
@@ -327,4 +322,33 @@ def protect(
         values = out.column(index).to_pylist()
         hashed = pa.array([hash_value(v, secret) for v in values], pa.string())
         out = out.set_column(index, pa.field(name, pa.string()), hashed)
+    return out
+
+
+def mask(table: pa.Table, actions: Mapping[str, PiiAction], *, secret: bytes) -> pa.Table:
+    """``table`` for display, with personal-data columns masked in place.
+
+    A column marked ``hash`` shows the keyed hash of each value (the same as prediction logs
+    hold, so rows can still be matched); one marked ``drop`` shows :data:`MASK`. Unlike
+    :func:`protect`, no column is removed, and nulls stay null.
+
+    Example:
+        >>> import pyarrow as pa
+        >>> out = mask(pa.table({"a": ["x", None], "b": [1, 2]}), {"b": "drop"}, secret=b"k")
+        >>> out.column("b").to_pylist(), out.column("a").to_pylist()
+        (['***', '***'], ['x', None])
+    """
+    import pyarrow as pa
+
+    out = table
+    for name, action in actions.items():
+        if name not in out.column_names:
+            continue
+        index = out.column_names.index(name)
+        values = out.column(index).to_pylist()
+        if action == "drop":
+            shown = [None if v is None else MASK for v in values]
+        else:
+            shown = [hash_value(v, secret) for v in values]
+        out = out.set_column(index, pa.field(name, pa.string()), pa.array(shown, pa.string()))
     return out

@@ -4,7 +4,9 @@ Numeric and temporal columns: the current version's values are binned on the ref
 profile's histogram edges (values outside the edges fall in the first or last bin) and
 compared with the reference counts. String and boolean columns: the distributions over the
 reference's top values plus an ``other`` bucket. A constant reference column (one bin) is
-compared on three bins: below, at and above its value.
+compared on three bins: below, at and above its value. Columns whose profile withholds them
+as personal data (see :mod:`plinth.quality.privacy`) are not compared: their values are never
+binned, listed or shown.
 
 Rules of thumb for PSI: below 0.1 no shift, 0.1 to 0.25 a moderate shift, above 0.25 a
 significant one.
@@ -143,17 +145,21 @@ def column_shifts(
     """Return the shift of every column both versions share, largest PSI first.
 
     Uses the stored profiles of both versions (computing them if missing) and one DuckDB
-    pass over the current version to bin it on the reference's edges.
+    pass over the current version to bin it on the reference's edges. Columns withheld as
+    personal data in either profile are left out.
 
     Example:
         >>> # [(s.column, round(s.psi, 3)) for s in column_shifts(ws.lake, "flights", 0, 1)]
     """
+    from plinth.quality.privacy import is_withheld
+
     reference = profile_version(lake, table, reference_version)["columns"]
     current = profile_version(lake, table, current_version)["columns"]
     shared = [
         name
         for name, col in current.items()
         if name in reference
+        and not (is_withheld(col) or is_withheld(reference[name]))
         and reference[name]["kind"] == col["kind"]
         and col["kind"] in ("numeric", "temporal", "categorical", "boolean")
     ]

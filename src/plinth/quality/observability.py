@@ -106,6 +106,8 @@ class QualitySummary:
     lineage: list[dict[str, Any]] = field(default_factory=list)
     row_count: int = 0
     created_at: datetime = field(default_factory=utcnow)
+    #: Columns withheld as personal data: never compared, drawn or listed with values.
+    withheld: list[str] = field(default_factory=list)
 
 
 # -- freshness ------------------------------------------------------------------------------
@@ -388,8 +390,9 @@ def summarize(
     Example:
         >>> # s = summarize(ws.lake, "flights"); [c.column for c in s.shifts[:3]]
     """
-    from plinth.governance.pii import table_pii
     from plinth.quality.drift import column_shifts
+    from plinth.quality.privacy import is_withheld
+    from plinth.quality.profiles import profile_version
 
     info = lake.version(table, version)
     history = lake.history(table)
@@ -405,9 +408,10 @@ def summarize(
     shifts = column_shifts(
         lake, table, info.version if reference is None else reference, info.version
     )
-    # Columns the table's contract marks as personal data are never drawn in a report.
-    private = table_pii(lake.catalog, table)
-    shifts = [s for s in shifts if s.column not in private]
+    # Columns the table's contract marks as personal data are withheld in the profiles, so
+    # column_shifts leaves them out; the report only names them.
+    columns = profile_version(lake, table, info.version)["columns"]
+    withheld = [name for name, entry in columns.items() if is_withheld(entry)]
     return QualitySummary(
         table=table,
         version=info.version,
@@ -419,4 +423,5 @@ def summarize(
         events=table_events(lake, table),
         lineage=upstream(lake, table, info.version),
         row_count=info.row_count,
+        withheld=withheld,
     )

@@ -13,6 +13,10 @@ from minimum to maximum, both included (one bin for a constant column, none with
 Temporal columns give ``min``/``max`` in ISO 8601 and bin epoch seconds. String and boolean
 columns list their ``top`` values by count, ties by value, and ``other_count``. NaN and
 infinite floats count as values and as ``non_finite``; statistics cover the finite ones.
+
+Stored profiles withhold personal data: a column the table's contract marks ``pii`` keeps
+only counts and is marked ``"pii": true`` (see :mod:`plinth.quality.privacy`), both when the
+profile is stored and whenever it is read back.
 """
 
 from __future__ import annotations
@@ -448,7 +452,9 @@ def _boolean_top(entry: dict[str, Any], top: int) -> dict[str, Any]:
 def profile_version(lake: Lake, table: str, version: int) -> dict[str, Any]:
     """Return the profile of ``table`` at ``version``, computing and storing it if missing.
 
-    Idempotent: a stored profile is returned as is. Raises ``TableNotFoundError`` or
+    Columns the table's contract marks as personal data are withheld before the profile is
+    stored (see :func:`plinth.quality.privacy.sanitize_profile`). Idempotent: a stored
+    profile is returned as :func:`get_profile` reads it. Raises ``TableNotFoundError`` or
     ``VersionNotFoundError`` for an unknown table or version.
 
     Example:
@@ -457,12 +463,14 @@ def profile_version(lake: Lake, table: str, version: int) -> dict[str, Any]:
     from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
     from plinth.catalog.models import Profile
+    from plinth.quality.privacy import sanitize_profile, table_pii
 
     stored = get_profile(lake.catalog, table, version)
     if stored is not None:
         return stored
     info = lake.version(table, version)
     profile = compute_profile(lake.scan(table, info.version))
+    profile = sanitize_profile(profile, table_pii(lake.catalog, table))
     row = Profile(table_name=table, version=info.version, created_at=utcnow(), **profile)
     # Another process may store the same profile first; theirs is read back below.
     with contextlib.suppress(SqlIntegrityError), lake.catalog.session() as session:
@@ -476,6 +484,8 @@ def get_profile(catalog: Catalog, table: str, version: int) -> dict[str, Any] | 
     """Return the stored profile of ``table`` at ``version``, or ``None`` if there is none.
 
     The result has ``table``, ``version``, ``row_count``, ``columns`` and ``created_at``.
+    Columns the table's current contract marks as personal data are withheld, even in a
+    profile stored before they were marked.
 
     Example:
         >>> # get_profile(ws.catalog, "flights", 0) is None
@@ -483,6 +493,7 @@ def get_profile(catalog: Catalog, table: str, version: int) -> dict[str, Any] | 
     from sqlalchemy import select
 
     from plinth.catalog.models import Profile
+    from plinth.quality.privacy import sanitize_profile, table_pii
 
     with catalog.session() as session:
         row = session.scalar(
@@ -490,10 +501,11 @@ def get_profile(catalog: Catalog, table: str, version: int) -> dict[str, Any] | 
         )
         if row is None:
             return None
-        return dict(
+        found = dict(
             table=row.table_name,
             version=row.version,
             row_count=int(row.row_count),
             columns=dict(row.columns),
             created_at=row.created_at.isoformat(),
         )
+    return sanitize_profile(found, table_pii(catalog, table))

@@ -3,7 +3,8 @@
 One page, no scripts and nothing fetched from the network: a volume chart over versions, a
 PSI bar chart per column, reference-versus-current histograms of the most shifted columns,
 and tables for freshness, schema changes, events and lineage. Only aggregates are shown, and
-the values of high-cardinality string columns (ids, free text) are never written out.
+the values of high-cardinality string columns (ids, free text) are never written out; columns
+withheld as personal data are only named.
 """
 
 from __future__ import annotations
@@ -311,6 +312,7 @@ def render_html(summary: QualitySummary, *, title: str | None = None) -> str:
         _volume_section(summary),
         "<h2>Distribution shifts</h2>",
         _shift_section(summary),
+        _withheld_note(summary),
         "<h2>Schema changes</h2>",
         _schema_table(summary),
         "<h2>Events</h2>",
@@ -424,6 +426,17 @@ def _shift_section(summary: QualitySummary) -> str:
     ]
     table = _table(["column", "kind", "PSI", "nulls", "categories"], rows, "")
     return psi_chart(summary.shifts) + legend + f"<div class='grid'>{''.join(panels)}</div>" + table
+
+
+def _withheld_note(summary: QualitySummary) -> str:
+    """Name the columns withheld as personal data (their values are never drawn)."""
+    from plinth.quality.privacy import WITHHELD
+
+    names = summary.withheld
+    if not names:
+        return ""
+    listed = ", ".join(_e(n) for n in names)
+    return f"<p class='muted'>{_e(WITHHELD.capitalize())}: {listed}.</p>"
 
 
 def _psi_text(shift: ColumnShift) -> str:

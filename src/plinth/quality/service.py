@@ -30,11 +30,14 @@ from plinth.quality.gate import (
 )
 
 if TYPE_CHECKING:
+    from plinth.governance.access import Principal
     from plinth.lake.hooks import IngestContext
     from plinth.lake.records import VersionInfo
     from plinth.workspace import Workspace
 
 log = logging.getLogger("plinth.quality")
+#: The permission that releases quarantined rows, and so may also see their personal data.
+RELEASE_PERMISSION = "tables:write"
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,26 @@ class AppliedContract:
     contract: Contract
     changed: bool
     origin: str | None
+
+
+@dataclass(frozen=True)
+class QuarantineView:
+    """Quarantined rows as shown to a person: personal data masked unless revealed.
+
+    ``rows`` holds at most the rows asked for, ``total`` how many are in quarantine;
+    ``masked`` names the personal-data columns of the table's contract and their action
+    (``hash`` shows keyed hashes, ``drop`` shows ``***``); ``revealed`` is true when their raw
+    values are shown.
+
+    Example:
+        >>> QuarantineView(pa.table({"email": ["***"]}), 1, {"email": "drop"}).revealed
+        False
+    """
+
+    rows: pa.Table
+    total: int
+    masked: dict[str, str]
+    revealed: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,8 +100,12 @@ class Quality:
         """Validate a contract (object, YAML text or file) and record it if it changed.
 
         A contract for an existing table is checked against the table's schema: unknown
-        columns and rules that cannot be evaluated are refused here, before any ingest.
+        columns and rules that cannot be evaluated are refused here, before any ingest. The
+        values of columns it marks as personal data (``pii``) are removed from the table's
+        stored profiles in the same transaction.
         """
+        from plinth.quality.privacy import scrub_stored_profiles
+
         if isinstance(contract, Path) or (
             isinstance(contract, str) and "\n" not in contract and contract.endswith(".yaml")
         ):
@@ -111,6 +138,8 @@ class Quality:
                 resource=f"contract:{contract.table}@{version}",
                 details={"spec_hash": spec_hash, "origin": origin},
             )
+            for name in (contract.table, quarantine_name(contract.table)):
+                scrub_stored_profiles(session, name, contract.pii_columns())
         return AppliedContract(contract.table, version, contract, True, origin)
 
     def _validate_against_table(self, contract: Contract) -> None:
@@ -220,8 +249,15 @@ class Quality:
 
     def flush_spool(self, table: str, path: Path) -> None:
         """Append a spool file to the table's quarantine table, then remove it."""
+        # Quarantined rows are kept raw (release writes them back): encrypted at rest when
+        # the workspace has a key.
         self.ws.lake.ingest(
-            str(path), table=quarantine_name(table), evolve=True, format="parquet", checks=False
+            str(path),
+            table=quarantine_name(table),
+            evolve=True,
+            format="parquet",
+            checks=False,
+            encrypt=True,
         )
         path.unlink()
 
@@ -278,7 +314,11 @@ class Quality:
     # -- quarantine ------------------------------------------------------------------------
 
     def quarantined(self, table: str, ingest_id: str | None = None) -> pa.Table:
-        """Return the rows in a table's quarantine (optionally of one ingest)."""
+        """Return the rows in a table's quarantine (optionally of one ingest), raw.
+
+        Personal data is not masked here: this is what :meth:`release` writes back. To show
+        rows to a person use :meth:`view_quarantined`.
+        """
         name = quarantine_name(table)
         try:
             data = self.ws.lake.read(name)
@@ -290,6 +330,59 @@ class Quality:
 
             data = data.filter(pc.equal(data.column(INGEST_COLUMN), ingest_id))
         return data
+
+    def view_quarantined(
+        self,
+        table: str,
+        ingest_id: str | None = None,
+        *,
+        limit: int | None = None,
+        reveal: bool = False,
+        principal: Principal | None = None,
+    ) -> QuarantineView:
+        """Return quarantined rows to show, with the contract's personal data masked.
+
+        Columns the table's current contract marks ``pii`` show the keyed hash of prediction
+        logs (``hash``) or ``***`` (``drop``). With ``reveal`` they show their raw values: that
+        needs :data:`RELEASE_PERMISSION` (``principal`` defaults to the workspace's own user)
+        and is recorded as a ``quarantine.reveal`` audit event; a refusal raises
+        :class:`~plinth.governance.access.Forbidden` and is recorded as
+        ``quarantine.reveal_denied``. The stored rows stay raw (see :meth:`release`).
+
+        Example:
+            >>> # view = ws.quality.view_quarantined("people", limit=20)
+            >>> # view.masked, view.rows.column("email")[0]   # {'email': 'hash'}, '3f1a...'
+        """
+        from plinth.governance.access import Forbidden, local_principal
+        from plinth.governance.pii import hashing_secret, mask
+        from plinth.quality.privacy import table_pii
+
+        rows = self.quarantined(table, ingest_id)
+        total = rows.num_rows
+        if limit is not None:
+            rows = rows.slice(0, max(limit, 0))
+        pii = table_pii(self.catalog, table)
+        if not reveal:
+            if pii and rows.num_rows:
+                secret = hashing_secret(self.ws) if "hash" in pii.values() else b""
+                rows = mask(rows, pii, secret=secret)
+            return QuarantineView(rows, total, dict(pii))
+        who = principal or local_principal(self.ws)
+        project = self.ws.settings.project
+        details = {"ingest_id": ingest_id, "rows": rows.num_rows, "columns": sorted(pii)}
+        if not who.can(RELEASE_PERMISSION, project):
+            self._audit("quarantine.reveal_denied", table, details, actor=who.subject)
+            role = who.roles.get(project)
+            why = f"its role there is {role}" if role else "it holds no role there"
+            raise Forbidden(
+                f"{who.name} may not reveal the personal data of the quarantined rows of "
+                f"'{table}': that needs {RELEASE_PERMISSION} (the permission to release "
+                f"quarantine) in project '{project}', and {why}.",
+                hint="Leave out --reveal to see the rows with personal data masked, or ask an "
+                "admin for a role that may release quarantine (developer or above).",
+            )
+        self._audit("quarantine.reveal", table, details, actor=who.subject)
+        return QuarantineView(rows, total, dict(pii), revealed=True)
 
     def release(
         self, table: str, ingest_id: str | None = None, force: bool = False
@@ -333,12 +426,14 @@ class Quality:
         self._audit("quarantine.purge", table, {"ingest_id": ingest_id, "rows": rows.num_rows})
         return rows.num_rows
 
-    def _audit(self, action: str, table: str, details: dict[str, Any]) -> None:
+    def _audit(
+        self, action: str, table: str, details: dict[str, Any], actor: str | None = None
+    ) -> None:
         """Append a quarantine event; its table versions were recorded by the lake already."""
         with self.catalog.session() as session:
             audit.record(
                 session,
-                actor=self.ws.settings.user,
+                actor=actor or self.ws.settings.user,
                 action=action,
                 resource=f"table:{table}",
                 details=details,

@@ -147,19 +147,22 @@ def _tags(info: ModelVersionInfo, run: RunDetail | None) -> dict[str, str]:
 def _profile_summary(profile: dict[str, Any] | None) -> dict[str, Any] | None:
     if profile is None:
         return None
+    from plinth.quality.privacy import is_withheld
+
     columns = []
     for name, entry in list(profile["columns"].items())[:PROFILE_COLUMNS]:
-        columns.append(
-            {
-                "name": name,
-                "kind": entry.get("kind"),
-                "null_fraction": entry.get("null_fraction"),
-                "distinct": entry.get("distinct"),
-                "min": entry.get("min"),
-                "max": entry.get("max"),
-                "mean": entry.get("mean"),
-            }
-        )
+        summary = {
+            "name": name,
+            "kind": entry.get("kind"),
+            "null_fraction": entry.get("null_fraction"),
+            "distinct": entry.get("distinct"),
+            "min": entry.get("min"),
+            "max": entry.get("max"),
+            "mean": entry.get("mean"),
+        }
+        if is_withheld(entry):  # personal data: get_profile kept counts only
+            summary["pii"] = True
+        columns.append(summary)
     return {
         "row_count": profile["row_count"],
         "column_count": len(profile["columns"]),

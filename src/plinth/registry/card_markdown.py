@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from plinth.quality.privacy import WITHHELD
 from plinth.registry.annex_iv import TO_COMPLETE
 
 
@@ -165,9 +166,11 @@ def _training(data: dict[str, Any]) -> list[str]:
                         c["kind"],
                         _percent(c["null_fraction"]),
                         c["distinct"],
-                        c["min"],
-                        c["max"],
-                        c["mean"],
+                        *(
+                            (WITHHELD, None, None)
+                            if c.get("pii")
+                            else (c["min"], c["max"], c["mean"])
+                        ),
                     )
                     for c in profile["columns"]
                 ],

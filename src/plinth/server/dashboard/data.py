@@ -3,6 +3,7 @@ the feature store's definitions and materializations."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -134,25 +135,37 @@ def tables(ctx: Ctx) -> Page:
 
 
 def _profile(columns: dict[str, Any]) -> str:
+    from plinth.quality.privacy import WITHHELD, is_withheld
+
     rows = []
     for name, c in list(columns.items())[:MAX_PROFILE_COLUMNS]:
         if not isinstance(c, dict):
             continue
+        values = (
+            [e(WITHHELD), "", ""]
+            if is_withheld(c)
+            else [e(fmt_num(c.get(k))) for k in ("min", "mean", "max")]
+        )
         rows.append(
             [
                 e(name),
                 e(c.get("type", "")),
                 e(fmt_num(c.get("null_fraction"))),
                 e(fmt_num(c.get("distinct"))),
-                e(fmt_num(c.get("min"))),
-                e(fmt_num(c.get("mean"))),
-                e(fmt_num(c.get("max"))),
+                *values,
             ]
         )
     more = len(columns) - MAX_PROFILE_COLUMNS
     note = f"<p class='muted'>{more:,} more columns not shown.</p>" if more > 0 else ""
     head = ["column", "type", "null share", "distinct", "min", "mean", "max"]
     return table(head, rows, empty="No profile.") + note
+
+
+def _private(columns: dict[str, Any], pii: Iterable[str]) -> dict[str, Any]:
+    """A stored profile's columns with the contract's personal data withheld."""
+    from plinth.quality.privacy import sanitize_profile
+
+    return sanitize_profile({"columns": columns}, pii)["columns"]
 
 
 def _checks(checks: dict[str, Any]) -> str:
@@ -169,8 +182,10 @@ def _checks(checks: dict[str, Any]) -> str:
 def table_detail(ctx: Ctx) -> Page:
     """One table: its versions (paginated), quality results and the latest profile."""
     from plinth.errors import NotFoundError
+    from plinth.quality.privacy import table_pii
 
     name, offset = ctx.path("name"), ctx.offset()
+    pii = table_pii(ctx.ws.catalog, name)  # read first: catalog sessions do not nest
     with ctx.ws.catalog.session() as s:
         lake_table = s.scalar(select(m.LakeTable).where(m.LakeTable.name == name))
         if lake_table is None:
@@ -220,7 +235,7 @@ def table_detail(ctx: Ctx) -> Page:
         ).first()
         profile_html = (
             f"<p class='muted'>Version {e(profile.version)}, {profile.row_count:,} rows.</p>"
-            + _profile(profile.columns or {})
+            + _profile(_private(profile.columns or {}, pii))
             if profile is not None
             else "<p class='muted'>No profile yet.</p>"
         )
