@@ -10,6 +10,7 @@ from plinth._core.settings import ResolvedSettings, Settings, load_settings
 
 if TYPE_CHECKING:
     from plinth.catalog import Catalog
+    from plinth.client.runs import RemoteRun
     from plinth.features.service import Features
     from plinth.lake import Lake
     from plinth.pipelines.service import Pipelines
@@ -117,8 +118,12 @@ class Workspace:
         tags: dict[str, Any] | None = None,
         parent: str | None = None,
         capture: bool = True,
-    ) -> Run:
+    ) -> Run | RemoteRun:
         """Start a tracked run (or join the launcher's run under ``plinth train``).
+
+        With ``PLINTH_URL`` set the run is recorded on that server, through the client (a
+        :class:`~plinth.client.RemoteRun` with the same logging methods); otherwise in this
+        workspace's catalog.
 
         Example:
             >>> import tempfile
@@ -128,6 +133,10 @@ class Workspace:
             >>> ws.runs.get(run.id).params["lr"]
             '0.1'
         """
+        if self.settings.url:
+            from plinth.client.runs import open_run
+
+            return open_run(self.settings, experiment, params, tags=tags, parent=parent)
         from plinth.tracking.run import run
 
         return run(self, experiment, params, tags=tags, parent=parent, capture=capture)

@@ -19,6 +19,7 @@ import pytest
 
 from plinth.errors import (
     ConfigError,
+    ConflictError,
     ModelNotFoundError,
     NotFoundError,
     RunNotFoundError,
@@ -290,6 +291,64 @@ def test_an_explicit_end_and_logging_after_it(client, backend):
     detail = client.run(run.id)
     assert (detail.status, detail.error) == ("killed", "stopped by hand")
     assert detail.metrics == {"a": 1.0}
+
+
+def test_artifacts_inputs_params_and_usage_of_a_run(client, backend, world, tmp_path):
+    weights = tmp_path / "weights.bin"
+    weights.write_bytes(b"\x00\x01" * 100)
+    plots = tmp_path / "plots"
+    (plots / "sub").mkdir(parents=True)
+    (plots / "a.txt").write_text("a")
+    (plots / "sub" / "b.txt").write_text("bb")
+    with client.start_run(f"artifacts-{backend}", params={"lr": 0.1}) as run:
+        assert run.log_artifact(weights) == "weights.bin"
+        assert run.log_artifact(bytearray(b"raw"), name="raw.bin") == "raw.bin"
+        assert run.log_artifact({"auc": 0.7}, "eval.json") == "eval.json"
+        assert run.log_artifact("some text", "notes.txt") == "notes.txt"
+        assert run.log_artifact(plots) == "plots"
+        assert run.use("flights@0") == "table_version:flights@0"
+        assert run.use("airports") == "table_version:airports@0"  # its version now, exactly
+        run.log_params({"lr": 0.1})  # the same value again is fine
+        with pytest.raises(ConflictError, match="lr"):
+            run.log_params({"lr": 0.2})
+        with pytest.raises(ConfigError, match="needs a name"):
+            run.log_artifact(b"nameless")
+        with pytest.raises(ConfigError, match="does not exist"):
+            run.log_artifact(tmp_path / "missing.bin")
+        with pytest.raises(TableNotFoundError):
+            run.use("nowhere@0")
+        with pytest.raises(ConfigError, match="run input"):
+            run.use(42)
+    detail = client.run(run.id)
+    artifacts = {a.name: (a.kind, a.size) for a in detail.artifacts}
+    assert artifacts == {
+        "weights.bin": ("file", 200),
+        "raw.bin": ("bytes", 3),
+        "eval.json": ("json", len(b'{\n  "auc": 0.7\n}')),
+        "notes.txt": ("text", 9),
+        "plots/a.txt": ("file", 1),
+        "plots/sub/b.txt": ("file", 2),
+    }
+    stored = {a.name: a.digest for a in detail.artifacts}
+    assert world.ws.artifacts.get_bytes(stored["weights.bin"]) == weights.read_bytes()
+    own = [e for e in detail.inputs if str(e.target) == f"run:{run.id}"]
+    inputs = {(e.source.kind, e.source.id) for e in own}
+    assert inputs == {("table_version", "flights@0"), ("table_version", "airports@0")}
+    assert detail.params == {"lr": "0.1"}
+    assert [r.rank for r in detail.resources] == [0]  # this process's use, on both
+    assert detail.resources[0].wall_seconds >= 0 and detail.resources[0].peak_rss_bytes > 0
+    assert same(detail, world.ws.runs.get(run.id))
+    with pytest.raises(ConfigError, match="has ended"):
+        run.log_artifact(b"late", "late.bin")
+
+
+def test_a_failed_block_keeps_its_traceback_as_an_artifact(client, backend):
+    with pytest.raises(KeyError), client.start_run(f"trace-{backend}"):
+        raise KeyError("missing column")
+    run_id = client.runs(experiment=f"trace-{backend}").items[0].id
+    detail = client.run(run_id)
+    assert detail.status == "failed" and detail.error == "KeyError: 'missing column'"
+    assert [a.name for a in detail.artifacts] == ["traceback.txt"]
 
 
 # -- more reads: quality, profiles, features, pipelines, deployments, monitoring, cards -----

@@ -37,6 +37,8 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/runs/{run_id}/params"): {"params": {"probe": 1}},
     ("POST", "/runs/{run_id}/tags"): {"tags": {"probe": "1"}},
     ("POST", "/runs/{run_id}/end"): {"status": "finished"},
+    ("POST", "/runs/{run_id}/inputs"): {"inputs": ["sensors"]},
+    ("POST", "/runs/{run_id}/artifacts/{name:path}"): {"probe": 1},
     ("PUT", "/models/{name}/aliases/{alias}"): {"version": 1},
 }
 

@@ -57,6 +57,7 @@ REMOTE_COMMANDS = frozenset(
         ("audit", "list"),
         ("audit", "verify"),
         ("lineage",),
+        ("train",),
     }
 )
 

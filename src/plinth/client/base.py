@@ -166,6 +166,16 @@ class RunHandle(abc.ABC):
         """Set tags (values are kept as text)."""
 
     @abc.abstractmethod
+    def log_artifact(self, source: Any, name: str | None = None) -> str:
+        """Store a file (a ``Path``), a folder or an object (``bytes``, ``str``, a table, a
+        dict...) as an artifact of the run; return its name."""
+
+    @abc.abstractmethod
+    def use(self, source: Any) -> str:
+        """Record an input of the run (``table@N``, ``table``, ``training_set:<id>`` or a
+        training set); return its lineage id."""
+
+    @abc.abstractmethod
     def flush(self) -> None:
         """Write every buffered metric point now."""
 

@@ -127,6 +127,34 @@ class LocalRun(RunHandle):
         """
         self._run.set_tags(tags)
 
+    def log_artifact(self, source: Any, name: str | None = None) -> str:
+        """Store a file, a folder or an object as an artifact (see
+        :meth:`plinth.tracking.Run.log_artifact`).
+
+        Example:
+            >>> # run.log_artifact(Path("model.pkl")); run.log_artifact(b"...", "raw.bin")
+        """
+        self._check_open()
+        if isinstance(source, bytearray | memoryview):
+            source = bytes(source)
+        return self._run.log_artifact(source, name)
+
+    def use(self, source: Any) -> str:
+        """Record an input of the run; return its lineage id.
+
+        Example:
+            >>> # run.use("flights@3")
+        """
+        self._check_open()
+        return self._run.use(source)
+
+    def _check_open(self) -> None:
+        if self._run.status != "running":
+            raise ConfigError(
+                f"Run {self.id} has ended ({self._run.status}); nothing more can be logged to it.",
+                hint="Start a new run with client.start_run(...).",
+            )
+
     def flush(self) -> None:
         """Write queued metric points now.
 

@@ -11,6 +11,7 @@ allow the call, :class:`~plinth.governance.access.Unauthenticated` for a bad tok
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -145,8 +146,12 @@ class RemoteClient(PlinthClient):
         """A write: sent once, never retried."""
         import httpx
 
+        # NaN and infinities are metric values a local run stores as they are: send them as
+        # the JSON extensions NaN/Infinity (which the server's parser reads) rather than fail.
+        content = None if body is None else json.dumps(body, allow_nan=True).encode()
+        headers = {"Content-Type": "application/json"} if content is not None else None
         try:
-            response = self._http.request(method, path, json=body)
+            response = self._http.request(method, path, content=content, headers=headers)
         except httpx.TransportError as exc:
             raise self._unreachable(exc) from exc
         raise_for(response)
@@ -156,6 +161,22 @@ class RemoteClient(PlinthClient):
 
     def _post(self, path: str, body: Any) -> Any:
         return self._send("POST", path, body)
+
+    def _upload(self, path: str, data: bytes, params: Mapping[str, Any] | None = None) -> Any:
+        """A raw-bytes write (an artifact): sent once, never retried."""
+        import httpx
+
+        try:
+            response = self._http.post(
+                path,
+                content=data,
+                params=dict(params or {}),
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        except httpx.TransportError as exc:
+            raise self._unreachable(exc) from exc
+        raise_for(response)
+        return response.json() if response.content else None
 
     def _walk(
         self, path: str, params: Mapping[str, Any] | None = None, most: int | None = None
@@ -346,8 +367,13 @@ class RemoteClient(PlinthClient):
         *,
         batch_size: int | None = None,
         interval_s: float | None = None,
+        parent: str | None = None,
+        launch: Mapping[str, Any] | None = None,
     ) -> RemoteRun:
         """Start a run on the server; its metric points are sent in batches.
+
+        ``launch`` records how a launcher started it (``launcher``, ``entry_point``,
+        ``arguments``, ``requested``), as ``plinth train`` does.
 
         Example:
             >>> # with client.start_run("demo", params={"lr": 0.1}) as run: ...
@@ -359,6 +385,9 @@ class RemoteClient(PlinthClient):
             body["params"] = _plain(params)
         if tags:
             body["tags"] = _plain(tags)
+        if parent:
+            body["parent"] = parent
+        body.update({k: v for k, v in (launch or {}).items() if v is not None})
         created = self._post("/runs", body)
         options: dict[str, Any] = {}
         if batch_size is not None:

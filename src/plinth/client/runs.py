@@ -7,25 +7,40 @@ Points are buffered in the process and posted to ``POST /api/v1/runs/{id}/metric
 still open. A batch that cannot be sent stays in the buffer and goes with the next one; the
 buffer is bounded: past ``max_buffered`` points, logging waits for a send to succeed (and
 raises its error) rather than dropping points.
+
+Training scripts get one too: with ``PLINTH_URL`` set, ``ws.run(...)`` returns a
+:class:`RemoteRun` (:func:`open_run`) with the methods of a local run that scripts use:
+artifacts are uploaded to the server's artifact store, inputs (``run.use``) recorded as
+lineage on the server, and the process's resource use sent with the end. Under ``plinth
+train`` (``PLINTH_RUN_ID``) it attaches to the launcher's run instead of starting one. A run
+opened by ``ws.run`` is ended at interpreter exit (as a local run is); one from
+``client.start_run`` is only flushed.
 """
 
 from __future__ import annotations
 
 import atexit
 import logging
+import os
 import threading
 import time
 import weakref
 from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from plinth.client.base import RunHandle
 from plinth.errors import ConfigError
+from plinth.tracking.resources import ResourceMeter
 
 if TYPE_CHECKING:
+    from plinth._core.settings import Settings
     from plinth.client.remote import RemoteClient
+    from plinth.tracking.resources import Usage
 
-__all__ = ["BATCH_SIZE", "INTERVAL_S", "RemoteRun"]
+__all__ = ["BATCH_SIZE", "INTERVAL_S", "RemoteRun", "open_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +83,9 @@ class RemoteRun(RunHandle):
         batch_size: int = BATCH_SIZE,
         interval_s: float = INTERVAL_S,
         max_buffered: int | None = None,
+        attached: bool = False,
+        own_client: bool = False,
+        end_at_exit: bool = False,
     ) -> None:
         if batch_size < 1 or interval_s <= 0:
             raise ConfigError(
@@ -87,6 +105,12 @@ class RemoteRun(RunHandle):
         self._send_lock = threading.Lock()  # one batch in flight at a time, in order
         self._wake = threading.Event()
         self._stopped = False
+        #: A script that joined a launcher's run: the launcher ends it (see :meth:`end`).
+        self.attached = attached
+        self._own_client = own_client
+        self._end_at_exit = end_at_exit
+        # A launched process's imports and data loading count toward its run, as locally.
+        self._meter = ResourceMeter(since_start=attached)
         self._thread = threading.Thread(
             target=self._flush_loop, name=f"plinth-run-{run_id}", daemon=True
         )
@@ -97,6 +121,11 @@ class RemoteRun(RunHandle):
     def status(self) -> str:
         """``running`` until :meth:`end`, then the status recorded."""
         return self._status
+
+    @property
+    def logs(self) -> bool:
+        """Whether this process's calls are recorded (always, for a remote run)."""
+        return True
 
     # -- logging ---------------------------------------------------------------------------
 
@@ -163,6 +192,77 @@ class RemoteRun(RunHandle):
         if tags:
             self.client._post(f"/runs/{self.id}/tags", {"tags": _plain(tags)})
 
+    def log_artifact(self, source: Any, name: str | None = None) -> str:
+        """Upload a file, a folder or an object as an artifact of the run; return its name.
+
+        The same forms as :meth:`plinth.tracking.Run.log_artifact`: a path (``Path``) keeps
+        its bytes, a folder uploads each file under ``name/``; ``bytes`` and ``str`` are
+        stored as they are, tables as Parquet, dicts and lists as JSON, anything else
+        pickled. One request per file; the server refuses one above its limit (413).
+
+        Example:
+            >>> # run.log_artifact(Path("confusion.png")); run.log_artifact(b"...", "raw.bin")
+        """
+        self._check_open()
+        if isinstance(source, os.PathLike) and not isinstance(source, str):
+            source = Path(source)
+        if isinstance(source, Path):
+            if source.is_dir():
+                base = name or source.name
+                for path in sorted(p for p in source.rglob("*") if p.is_file()):
+                    rel = path.relative_to(source).as_posix()
+                    self._upload(f"{base}/{rel}", path.read_bytes(), "file")
+                return base
+            if not source.is_file():
+                raise ConfigError(
+                    f"The artifact '{source}' does not exist.",
+                    hint="Pass an existing file or folder, or an object to store.",
+                )
+            target = name or source.name
+            self._upload(target, source.read_bytes(), "file")
+            return target
+        if name is None:
+            raise ConfigError(
+                f"An artifact made from a {type(source).__name__} needs a name.",
+                hint="Pass name='model.pkl' (or any file name).",
+            )
+        from plinth.tracking.run import _serialize
+
+        if isinstance(source, bytearray | memoryview):
+            source = bytes(source)
+        data, kind = _serialize(source)
+        self._upload(name, data, kind)
+        return name
+
+    def _upload(self, name: str, data: bytes, kind: str) -> None:
+        from plinth.storage.keys import safe_key
+
+        safe_key(name)
+        self.client._upload(
+            f"/runs/{self.id}/artifacts/{quote(name, safe='/')}", data, {"kind": kind}
+        )
+
+    def use(self, source: Any) -> str:
+        """Record an input of the run on the server; return its lineage id.
+
+        Accepts ``"table@N"``, ``"table"`` (its current version on the server, recorded
+        exactly), ``"training_set:<id>"`` or a training-set result (by its reference; the
+        server must hold that training set).
+
+        Example:
+            >>> # run.use("flights@3")
+        """
+        self._check_open()
+        reference = source if isinstance(source, str) else getattr(source, "ref", None)
+        if not isinstance(reference, str):
+            raise ConfigError(
+                f"Cannot use a {type(source).__name__} as a run input.",
+                hint="Pass a training set (ws.features.historical(...)), 'training_set:<id>' "
+                "or 'table@version'.",
+            )
+        answer = self.client._post(f"/runs/{self.id}/inputs", {"inputs": [reference]})
+        return str(answer["inputs"][0])
+
     def _check_open(self) -> None:
         if self._status != "running":
             raise ConfigError(
@@ -216,8 +316,20 @@ class RemoteRun(RunHandle):
             except Exception:  # never let the background thread die on a surprise
                 logger.exception("Flushing the metrics of run %s failed.", self.id)
 
-    def end(self, status: str = "finished", error: str | None = None) -> None:
-        """Send the buffered points, then record the final status; ending twice is a no-op.
+    def end(
+        self,
+        status: str = "finished",
+        error: str | None = None,
+        *,
+        usage: Usage | None = None,
+        record_usage: bool = True,
+    ) -> None:
+        """Send the buffered points, then record the final status and this process's
+        resource use; ending twice is a no-op.
+
+        ``usage`` replaces the measured use (a launcher passes its child's);
+        ``record_usage=False`` sends none. An attached script (``plinth train``) records its
+        use and, when it failed or was killed, its status; the launcher ends the run.
 
         Example:
             >>> # run.end("failed", error="diverged")
@@ -236,16 +348,99 @@ class RemoteRun(RunHandle):
             body: dict[str, Any] = {"status": status}
             if error:
                 body["error"] = error
-            self.client._post(f"/runs/{self.id}/end", body)
-            self._status = status
-            _open.discard(self)
+            if usage is None and record_usage:
+                usage = self._meter.usage()
+            if usage is not None:
+                body["usage"] = usage.as_dict()
+            if self.attached:
+                body["attached"] = True
+            try:
+                self.client._post(f"/runs/{self.id}/end", body)
+            finally:
+                self._status = status
+                _open.discard(self)
+                if self._own_client:
+                    self.client.close()
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """End the run; a raising block fails it and uploads ``traceback.txt``, as locally."""
+        from plinth.tracking.run import exit_outcome
+
+        status, summary = exit_outcome(kind, exc)
+        if summary is not None and self._status == "running":
+            import traceback
+
+            from plinth._core.urls import redact_text
+
+            text = redact_text("".join(traceback.format_exception(kind, exc, tb)))
+            try:
+                self.log_artifact(text, "traceback.txt")
+            except Exception as problem:  # the run's own error matters more
+                logger.warning("Could not upload the traceback of run %s: %s", self.id, problem)
+        self.end(status, error=summary)
+
+
+def open_run(
+    settings: Settings,
+    experiment: str,
+    params: Mapping[str, Any] | None = None,
+    *,
+    tags: Mapping[str, Any] | None = None,
+    parent: str | None = None,
+) -> RemoteRun:
+    """The run ``ws.run(...)`` returns in remote mode: started on the server ``settings.url``
+    names, or, under ``plinth train`` (``PLINTH_RUN_ID``), attached to the launcher's run.
+
+    Example:
+        >>> # with open_run(settings, "delay", {"lr": 0.1}) as run: run.log_metric("loss", 0.3)
+    """
+    from plinth.client.remote import RemoteClient
+    from plinth.tracking.run import RUN_ID_ENV
+
+    client = RemoteClient(settings.url, settings.token or None)
+    try:
+        launched = os.environ.get(RUN_ID_ENV)
+        if launched:
+            detail = client.run(launched)
+            run = RemoteRun(
+                client, launched, detail.experiment, attached=True, own_client=True,
+                end_at_exit=True,
+            )  # fmt: skip
+            _install_sigterm()
+            run.log_params(params or {})
+            run.set_tags(tags or {})
+            return run
+        started = client.start_run(experiment, params=params, tags=tags, parent=parent)
+    except BaseException:
+        client.close()
+        raise
+    started._own_client = started._end_at_exit = True
+    _install_sigterm()
+    return started
+
+
+def _install_sigterm() -> None:
+    from plinth.tracking.run import _install_sigterm as install
+
+    install()  # SIGTERM unwinds the main thread, so a ``with`` block ends the run killed
 
 
 @atexit.register
 def _flush_open_runs() -> None:
-    """At interpreter exit, send what open runs still buffer (their status stays running)."""
+    """At interpreter exit, send what open runs still buffer (their status stays running),
+    and end the runs ``ws.run`` opened (as local runs are ended)."""
     for run in list(_open):
         try:
+            if run._end_at_exit:
+                from plinth.tracking.run import _terminated
+
+                run.end("killed" if _terminated.is_set() else "finished")
+                continue
             run._stopped = True
             run.flush()
         except Exception as exc:  # the process is ending: report, do not raise

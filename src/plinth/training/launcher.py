@@ -248,6 +248,8 @@ def launch(
 
     spec = _resolved(spec)
     spec.validate()
+    if ws.settings.url:
+        return _launch_remote(ws, spec, stopper=stopper, on_start=on_start)
     backend = backend_for(ws, spec)
     owned = stopper is None
     stopper = stopper or Stopper()
@@ -277,6 +279,96 @@ def launch(
                 _end(ws, run, "failed", f"{type(exc).__name__}: {exc}", None)
             raise
         return finish(ws, run, outcome, spec.params)
+
+
+def _launch_remote(
+    ws: Workspace,
+    spec: LaunchSpec,
+    *,
+    stopper: Stopper | None,
+    on_start: Callable[[Any], None] | None,
+) -> LaunchResult:
+    """:func:`launch` in remote mode: the run lives on the server ``PLINTH_URL`` names."""
+    from plinth._core.urls import redact_url
+    from plinth.client.remote import RemoteClient
+
+    if spec.launcher != "local":
+        option = "--nproc" if spec.launcher == "torchrun" else "--ray"
+        raise ConfigError(
+            f"'plinth train {option}' cannot record its run through the server yet "
+            f"(PLINTH_URL is {redact_url(ws.settings.url)}): only the local launcher works in "
+            "remote mode.",
+            hint=f"Leave out {option} to run one process recorded on the server, or unset "
+            "PLINTH_URL to launch it over a local catalog.",
+        )
+    backend = backend_for(ws, spec)
+    owned = stopper is None
+    stopper = stopper or Stopper()
+    with (
+        RemoteClient(ws.settings.url, ws.settings.token or None) as client,
+        stopper.installed() if owned else contextlib.nullcontext(),
+    ):
+        backend.prepare()
+        run = client.start_run(
+            spec.experiment_name,
+            tags=spec.tags,
+            parent=spec.parent,
+            launch={
+                "launcher": spec.launcher,
+                "entry_point": str(spec.script),
+                "arguments": list(spec.args),
+                "requested": spec.requested(),
+            },
+        )
+        if on_start is not None:
+            on_start(run)
+        env = child_env(ws, run.id, spec)
+        try:
+            outcome = backend.execute(run, env, stopper)  # type: ignore[arg-type]
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                run.end("killed", "interrupted", record_usage=False)
+            else:
+                run.end("failed", f"{type(exc).__name__}: {exc}", record_usage=False)
+            raise
+        return _finish_remote(client, run, outcome, spec.params)
+
+
+def _finish_remote(
+    client: Any, run: Any, outcome: Outcome, params: Mapping[str, Any]
+) -> LaunchResult:
+    """:func:`finish` for a run on the server (``client`` a RemoteClient, ``run`` its
+    RemoteRun): the same statuses, output artifact, parameters and resource use."""
+    import signal
+
+    detail = client.run(run.id)
+    error: str | None = None
+    if detail.status != "running":
+        status = detail.status  # the script ended its run itself (with its own error text)
+    elif outcome.stopped is not None:
+        status = "killed"
+        error = f"stopped by {signal.Signals(outcome.stopped).name}"
+    elif outcome.exit_code == 0:
+        status = "finished"
+    else:
+        status = "failed"
+        error = outcome.error or f"exit code {outcome.exit_code}"
+    if status != "finished":
+        text = outcome.tail.text()
+        if text:
+            run.log_artifact(text, "output.log")
+    missing = {k: v for k, v in params.items() if k not in detail.params}
+    if missing:
+        run.log_params(missing)
+    recorded = any(r.rank == 0 for r in detail.resources)
+    if recorded or outcome.usage is None:
+        run.end(status, error, record_usage=False)
+    else:
+        run.end(status, error, usage=outcome.usage)
+    exit_code = outcome.exit_code
+    if outcome.stopped is not None and exit_code != 0:
+        exit_code = 128 + outcome.stopped
+    return LaunchResult(run.id, status, exit_code, error or detail.error)
 
 
 def _resolved(spec: LaunchSpec) -> LaunchSpec:

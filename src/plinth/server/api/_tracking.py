@@ -21,13 +21,17 @@ if TYPE_CHECKING:
     from plinth.tracking.run import Run
     from plinth.workspace import Workspace
 
-__all__ = ["create", "end", "log_params", "log_points"]
+__all__ = ["create", "end", "log_artifact", "log_params", "log_points", "use"]
 
 _MAX_TIME_US = 253_402_300_799 * 1_000_000  # 9999-12-31
 
 
 def _running(ws: Workspace, run_id: str) -> str:
-    """The experiment of run ``run_id``; 404 if unknown, 409 once it has ended."""
+    """The experiment of run ``run_id``; 404 if unknown, 409 once it has ended.
+
+    A run its attached script marked failed or killed is not ended until its launcher ends
+    it: the launcher may still add its output and parameters (as it does locally).
+    """
     from plinth.catalog.models import Run as RunRecord
     from plinth.tracking.service import _not_found
 
@@ -35,7 +39,7 @@ def _running(ws: Workspace, run_id: str) -> str:
         record = session.get(RunRecord, run_id)
         if record is None:
             raise _not_found(run_id)
-        if record.status != "running":
+        if record.status != "running" and record.ended_at is not None:
             raise ConflictError(
                 f"Run '{run_id}' has ended ({record.status}); it takes no more points, "
                 "parameters or status.",
@@ -65,16 +69,24 @@ def _handle(ws: Workspace, run_id: str) -> Iterator[Run]:
 
 
 def create(
-    ws: Workspace, experiment: str, params: Mapping[str, Any] | None, tags: Mapping[str, Any] | None
+    ws: Workspace,
+    experiment: str,
+    params: Mapping[str, Any] | None,
+    tags: Mapping[str, Any] | None,
+    **launch: Any,
 ) -> str:
-    """Start a run (launcher ``api``) and return its id; it stays running until ended.
+    """Start a run (launcher ``api`` unless ``launch`` says otherwise) and return its id; it
+    stays running until ended. ``launch`` may give ``launcher``, ``parent``, ``entry_point``,
+    ``arguments`` and ``requested`` (what ``plinth train`` records on a run it starts).
 
     Example:
-        >>> # run_id = create(ws, "delay", {"lr": 0.1}, None)
+        >>> # run_id = create(ws, "delay", {"lr": 0.1}, None, entry_point="train.py")
     """
     from plinth.tracking.run import start_run
 
-    run = start_run(ws, experiment, params=params, tags=tags, launcher="api", capture=False)
+    options = {k: v for k, v in launch.items() if v is not None}
+    options.setdefault("launcher", "api")
+    run = start_run(ws, experiment, params=params, tags=tags, capture=False, **options)
     _detach(run)
     return run.id
 
@@ -135,13 +147,81 @@ def log_params(ws: Workspace, run_id: str, params: Mapping[str, Any]) -> None:
         handle.log_params(params)
 
 
-def end(ws: Workspace, run_id: str, status: str, error: str | None) -> None:
-    """End a running run with ``status`` (and ``error`` for a failure).
+def end(
+    ws: Workspace,
+    run_id: str,
+    status: str,
+    error: str | None,
+    usage: Mapping[str, Any] | None = None,
+    *,
+    attached: bool = False,
+) -> None:
+    """End a run with ``status`` (and ``error`` for a failure), recording the process's
+    resource ``usage`` when given.
+
+    ``attached`` is a process that joined a launcher's run: as locally, it records its usage
+    and settles the status only when it failed or was killed; the launcher ends the run. The
+    launcher may end a run its script already marked failed (409 once it has ended).
 
     Example:
-        >>> # end(ws, run_id, "finished", None)
+        >>> # end(ws, run_id, "finished", None, {"wall_seconds": 3.2, "cpu_seconds": 2.9})
     """
+    from plinth.catalog.models import Run as RunRecord
+    from plinth.tracking.resources import Usage
     from plinth.tracking.run import Run
+    from plinth.tracking.service import _not_found
 
-    handle = Run(ws, run_id, _running(ws, run_id), owner=True)
-    handle.end(status, error, record_usage=False)
+    with ws.catalog.session() as session:
+        record = session.get(RunRecord, run_id)
+        if record is None:
+            raise _not_found(run_id)
+        experiment, recorded, ended = record.experiment, record.status, record.ended_at
+    if ended is not None or (recorded != "running" and attached):
+        raise ConflictError(
+            f"Run '{run_id}' has ended ({recorded}); it takes no more points, parameters or "
+            "status.",
+            hint="Start a new run with POST /api/v1/runs.",
+        )
+    handle = Run(ws, run_id, experiment, owner=not attached)
+    _detach(handle)
+    handle._writer = None
+    measured = Usage(**{**_NO_USAGE, **usage}) if usage is not None else None
+    handle.end(status, error, usage=measured, record_usage=False)
+
+
+_NO_USAGE: dict[str, Any] = {
+    "host": "unknown",
+    "wall_seconds": 0.0,
+    "cpu_seconds": 0.0,
+    "peak_rss_bytes": 0,
+    "gpu_count": 0,
+    "gpu_seconds": 0.0,
+    "gpu_peak_bytes": 0,
+}
+
+
+def log_artifact(ws: Workspace, run_id: str, name: str, kind: str, data: bytes) -> int:
+    """Store ``data`` in the artifact store as the artifact ``name`` of a running run, as
+    :meth:`plinth.tracking.Run.log_artifact` does; returns its size in bytes.
+
+    Example:
+        >>> # log_artifact(ws, run_id, "model.pkl", "file", payload)
+    """
+    from plinth.storage.keys import safe_key
+
+    safe_key(name)
+    with _handle(ws, run_id) as handle:
+        ref = ws.artifacts.put_bytes(data)
+        handle._record_artifact(name, kind, ref.digest, ref.size)
+    return int(ref.size)
+
+
+def use(ws: Workspace, run_id: str, sources: Sequence[str]) -> list[str]:
+    """Record inputs of a running run (``table@N``, ``table``, ``training_set:<id>``), as
+    :meth:`plinth.tracking.Run.use` does; returns their lineage ids.
+
+    Example:
+        >>> # use(ws, run_id, ["flights@3"])
+    """
+    with _handle(ws, run_id) as handle:
+        return [handle.use(source) for source in sources]

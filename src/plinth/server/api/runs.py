@@ -1,5 +1,6 @@
 """Tracked runs: query and inspect them, chart a metric, and track a run from afar
-(create, log metrics in batches, parameters and tags, end)."""
+(create, log metrics in batches, parameters and tags, upload artifacts, record inputs, end
+with the process's resource use)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from plinth.errors import ConfigError
+from plinth.errors import ConfigError, PlinthError
 from plinth.server.api import _tracking
 from plinth.server.api._common import workspace
 from plinth.server.auth import require
@@ -22,6 +24,15 @@ READ = [Depends(require("runs:read"))]
 WRITE = [Depends(require("runs:write"))]
 RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="A run id.")]
 Mapping = dict[str, Any]
+#: The largest artifact one upload may carry, in bytes (larger answers 413).
+MAX_ARTIFACT_BYTES = 512 * 1024**2
+ArtifactKind = Literal["file", "bytes", "text", "json", "parquet", "pickle"]
+
+
+class PayloadTooLarge(PlinthError):
+    """A request body is larger than the route accepts."""
+
+    status_code = 413
 
 
 class RunCreate(BaseModel):
@@ -30,6 +41,11 @@ class RunCreate(BaseModel):
     experiment: str = Field(min_length=1, max_length=128)
     params: dict[str, Any] | None = None
     tags: dict[str, Any] | None = None
+    launcher: Literal["api", "local"] = "api"
+    parent: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    entry_point: str | None = Field(default=None, max_length=4096)
+    arguments: list[str] | None = Field(default=None, max_length=1000)
+    requested: dict[str, Any] | None = None
 
 
 class RunCreated(BaseModel):
@@ -65,11 +81,54 @@ class Tags(BaseModel):
     tags: dict[str, Any]
 
 
+class ResourceUse(BaseModel):
+    """What the run's process used (as :class:`plinth.tracking.resources.Usage` records)."""
+
+    host: str = Field(default="unknown", max_length=255)
+    wall_seconds: float = Field(default=0.0, ge=0, le=1e10)
+    cpu_seconds: float = Field(default=0.0, ge=0, le=1e12)
+    peak_rss_bytes: int = Field(default=0, ge=0, le=2**62)
+    gpu_count: int = Field(default=0, ge=0, le=100_000)
+    gpu_seconds: float = Field(default=0.0, ge=0, le=1e12)
+    gpu_peak_bytes: int = Field(default=0, ge=0, le=2**62)
+
+
 class RunEnd(BaseModel):
-    """How the run ended."""
+    """How the run ended, and optionally what its process used.
+
+    ``attached`` is a script that joined a launcher's run (``plinth train``): its usage is
+    recorded and its status only when it failed or was killed; the launcher ends the run.
+    """
 
     status: Literal["finished", "failed", "killed"] = "finished"
     error: str | None = Field(default=None, max_length=100_000)
+    usage: ResourceUse | None = None
+    attached: bool = False
+
+
+class Inputs(BaseModel):
+    """Inputs of a run: ``table@N``, ``table`` (its current version) or
+    ``training_set:<id>``."""
+
+    inputs: list[Annotated[str, Field(min_length=1, max_length=512)]] = Field(
+        min_length=1, max_length=1000
+    )
+
+
+class InputsRecorded(BaseModel):
+    """The lineage ids of the inputs just recorded."""
+
+    run_id: str
+    inputs: list[str]
+
+
+class ArtifactStored(BaseModel):
+    """The artifact just stored."""
+
+    run_id: str
+    name: str
+    kind: str
+    size: int
 
 
 class Logged(BaseModel):
@@ -158,7 +217,17 @@ def create_run(request: Request, body: RunCreate) -> RunCreated:
     Example:
         >>> # POST /api/v1/runs {"experiment": "delay", "params": {"lr": 0.1}}
     """
-    run_id = _tracking.create(workspace(request), body.experiment, body.params, body.tags)
+    run_id = _tracking.create(
+        workspace(request),
+        body.experiment,
+        body.params,
+        body.tags,
+        launcher=body.launcher,
+        parent=body.parent,
+        entry_point=body.entry_point,
+        arguments=body.arguments,
+        requested=body.requested,
+    )
     return RunCreated(id=run_id)
 
 
@@ -214,8 +283,83 @@ def end_run(request: Request, run_id: RunId, body: RunEnd) -> Mapping:
         >>> # POST /api/v1/runs/run_01J.../end {"status": "failed", "error": "diverged"}
     """
     ws = workspace(request)
-    _tracking.end(ws, run_id, body.status, body.error)
+    usage = body.usage.model_dump() if body.usage is not None else None
+    _tracking.end(ws, run_id, body.status, body.error, usage, attached=body.attached)
     return ws.runs.get(run_id).to_dict()
+
+
+@router.post(
+    "/{run_id}/inputs",
+    response_model=InputsRecorded,
+    dependencies=WRITE,
+    summary="Record inputs of a run",
+)
+def record_inputs(request: Request, run_id: RunId, body: Inputs) -> InputsRecorded:
+    """Record what a running run read: table versions or training sets (lineage edges).
+
+    Example:
+        >>> # POST /api/v1/runs/run_01J.../inputs {"inputs": ["flights@3"]}
+    """
+    recorded = _tracking.use(workspace(request), run_id, body.inputs)
+    return InputsRecorded(run_id=run_id, inputs=recorded)
+
+
+@router.post(
+    "/{run_id}/artifacts/{name:path}",
+    response_model=ArtifactStored,
+    status_code=201,
+    dependencies=WRITE,
+    summary="Upload an artifact of a run",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+            "description": f"The artifact's bytes, at most {MAX_ARTIFACT_BYTES} (else 413).",
+        }
+    },
+)
+async def upload_artifact(
+    request: Request,
+    run_id: RunId,
+    name: Annotated[str, Path(min_length=1, max_length=1024, description="Artifact name.")],
+    kind: Annotated[ArtifactKind, Query(description="How the bytes were made.")] = "file",
+) -> ArtifactStored:
+    """Store the raw request body as an artifact of a running run, in the server's artifact
+    store (content-addressed, as ``run.log_artifact`` stores it locally).
+
+    Example:
+        >>> # POST /api/v1/runs/run_01J.../artifacts/model.pkl?kind=pickle  <bytes>
+    """
+    data = await _read_body(request, MAX_ARTIFACT_BYTES)
+    size = await run_in_threadpool(
+        _tracking.log_artifact, workspace(request), run_id, name, kind, data
+    )
+    return ArtifactStored(run_id=run_id, name=name, kind=kind, size=size)
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to pass ``limit`` bytes."""
+
+    def too_large() -> PayloadTooLarge:
+        return PayloadTooLarge(
+            f"The artifact is larger than the server accepts ({limit} bytes).",
+            hint="Store large files in object storage and log their location as a tag, or "
+            "split the artifact.",
+        )
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large()
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _micros(value: datetime | float) -> int:

@@ -1,0 +1,182 @@
+"""Training scripts through the server: with PLINTH_URL set, ``plinth.Workspace().run(...)``
+and ``plinth train`` record their runs on the server (params, metrics, artifacts, inputs,
+resource use), a viewer token is refused, and an artifact over the limit answers 413."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import plinth
+from plinth.cli.main import main
+from plinth.client import RemoteClient, RemoteRun
+from tests.client.conftest import World
+
+
+@pytest.fixture
+def remote(monkeypatch: pytest.MonkeyPatch, world: World, tmp_path: Path) -> Path:
+    """Remote mode as an admin, with an empty local workspace that must stay untouched."""
+    assert world.server is not None
+    local = tmp_path / "local-ws"
+    monkeypatch.setenv("PLINTH_URL", world.server.url)
+    monkeypatch.setenv("PLINTH_TOKEN", world.admin_token)
+    monkeypatch.setenv("PLINTH_HOME", str(local))
+    monkeypatch.delenv("PLINTH_RUN_ID", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return local
+
+
+@pytest.fixture
+def server_client(world: World):
+    assert world.server is not None
+    with RemoteClient(world.server.url, world.admin_token) as made:
+        yield made
+
+
+def test_a_script_run_is_recorded_on_the_server(remote, server_client, tmp_path):
+    weights = tmp_path / "model.bin"
+    weights.write_bytes(b"w" * 64)
+    ws = plinth.Workspace()
+    with ws.run("remote-script", params={"lr": 0.1, "depth": 6}, tags={"team": "ops"}) as run:
+        assert isinstance(run, RemoteRun)
+        for step in range(30):
+            run.log_metric("loss", 1 / (step + 1))
+        run.log_metrics({"auc": 0.7, "f1": 0.5}, step=3)
+        run.log_artifact(weights)
+        run.log_artifact({"auc": 0.7}, name="eval.json")
+        run.use("flights@1")
+        run.flush()
+    detail = server_client.run(run.id)
+    assert detail.status == "finished" and detail.experiment == "remote-script"
+    assert detail.params == {"lr": "0.1", "depth": "6"} and detail.tags == {"team": "ops"}
+    assert detail.metric_summaries["loss"].count == 30 and detail.metrics["auc"] == 0.7
+    assert {a.name for a in detail.artifacts} == {"model.bin", "eval.json"}
+    assert "table_version:flights@1" in {str(e.source) for e in detail.inputs}
+    assert [r.rank for r in detail.resources] == [0]
+    assert not remote.exists()  # nothing went to a local catalog
+
+
+def test_a_raising_script_block_fails_the_run_on_the_server(remote, server_client):
+    ws = plinth.Workspace()
+    with pytest.raises(RuntimeError, match="diverged"), ws.run("remote-fail") as run:
+        run.log_metric("loss", float("inf"))
+        raise RuntimeError("diverged")
+    detail = server_client.run(run.id)
+    assert (detail.status, detail.error) == ("failed", "RuntimeError: diverged")
+    assert [a.name for a in detail.artifacts] == ["traceback.txt"]
+
+
+def test_a_viewer_token_is_refused_with_a_clear_error(remote, monkeypatch, world):
+    from plinth.governance.access import Forbidden
+
+    monkeypatch.setenv("PLINTH_TOKEN", world.viewer_token)
+    with pytest.raises(Forbidden, match="runs:write"):
+        plinth.Workspace().run("viewer-run")
+
+
+def test_an_artifact_over_the_limit_answers_413_with_json(remote, monkeypatch, world):
+    import httpx
+
+    from plinth.errors import PlinthError
+    from plinth.server.api import runs as runs_api
+
+    monkeypatch.setattr(runs_api, "MAX_ARTIFACT_BYTES", 1000)
+    with plinth.Workspace().run("big-artifact") as run:
+        run.log_artifact(b"x" * 1000, "fits.bin")
+        with pytest.raises(PlinthError, match="larger than the server accepts"):
+            run.log_artifact(b"x" * 1001, "too-big.bin")
+        answer = httpx.post(
+            f"{world.server.url}/api/v1/runs/{run.id}/artifacts/raw.bin",
+            content=b"y" * 5000,
+            headers={"Authorization": f"Bearer {world.admin_token}"},
+        )
+        assert answer.status_code == 413
+        assert answer.json()["error"]["type"] == "PayloadTooLarge"
+        streamed = httpx.post(  # no Content-Length: refused while reading
+            f"{world.server.url}/api/v1/runs/{run.id}/artifacts/raw.bin",
+            content=iter([b"z" * 600, b"z" * 600]),
+            headers={"Authorization": f"Bearer {world.admin_token}"},
+        )
+        assert streamed.status_code == 413 and "error" in streamed.json()
+    with RemoteClient(world.server.url, world.admin_token) as client:
+        assert [a.name for a in client.run(run.id).artifacts] == ["fits.bin"]
+
+
+def test_the_new_routes_are_in_the_openapi_spec(world):
+    import httpx
+
+    spec = httpx.get(f"{world.server.url}/openapi.json").json()
+    upload = spec["paths"]["/api/v1/runs/{run_id}/artifacts/{name}"]["post"]
+    assert "application/octet-stream" in upload["requestBody"]["content"]
+    assert "post" in spec["paths"]["/api/v1/runs/{run_id}/inputs"]
+    assert "usage" in spec["components"]["schemas"]["RunEnd"]["properties"]
+
+
+SCRIPT = """
+    import sys
+    import plinth
+
+    ws = plinth.Workspace()
+    with ws.run("named-by-script", params={"lr": 0.5}) as run:
+        for step in range(5):
+            run.log_metric("loss", 1 / (step + 1))
+        run.log_artifact(b"weights", "model.bin")
+        run.use("flights@1")
+        if "--fail" in sys.argv:
+            raise ValueError("bad batch")
+    print("trained", run.id)
+"""
+
+
+def _train(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    capsys.readouterr()
+    code = main(["train", *args])
+    return code, capsys.readouterr().err
+
+
+def _run_id(err: str) -> str:
+    found = re.search(r"Run (run_[A-Za-z0-9_]+) ", err)
+    assert found, err
+    return found.group(1)
+
+
+def test_plinth_train_records_the_run_on_the_server(remote, server_client, tmp_path, capsys):
+    script = tmp_path / "fit.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    code, err = _train(capsys, str(script), "--param", "epochs=3", "--experiment", "remote-train")
+    assert code == 0, err
+    detail = server_client.run(_run_id(err))
+    assert (detail.status, detail.launcher, detail.experiment) == (
+        "finished", "local", "remote-train"
+    )  # fmt: skip
+    assert detail.entry_point is not None and detail.entry_point.endswith("fit.py")
+    assert detail.params == {"lr": "0.5", "epochs": "3"}
+    assert detail.metric_summaries["loss"].count == 5
+    assert [a.name for a in detail.artifacts] == ["model.bin"]
+    assert "table_version:flights@1" in {str(e.source) for e in detail.inputs}
+    assert [r.rank for r in detail.resources] == [0]  # the script's own use
+    assert detail.resources[0].cpu_seconds > 0
+    assert not remote.exists()
+
+
+def test_plinth_train_of_a_failing_script_fails_the_run(remote, server_client, tmp_path, capsys):
+    script = tmp_path / "fit.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    code, err = _train(capsys, str(script), "--", "--fail")
+    assert code == 1, err
+    detail = server_client.run(_run_id(err))
+    assert (detail.status, detail.error) == ("failed", "ValueError: bad batch")
+    assert detail.ended_at is not None
+    assert {a.name for a in detail.artifacts} == {"model.bin", "traceback.txt", "output.log"}
+
+
+@pytest.mark.parametrize("option", [("--nproc", "2"), ("--ray",)])
+def test_distributed_launchers_are_refused_in_remote_mode(remote, tmp_path, capsys, option):
+    script = tmp_path / "fit.py"
+    script.write_text("print('never')\n")
+    code, err = _train(capsys, str(script), *option)
+    assert code == 1
+    assert option[0] in err and "PLINTH_URL" in err
