@@ -30,7 +30,7 @@ from plinth.catalog.models import MetricChunk
 from plinth.errors import CatalogError, ConfigError
 from plinth.tracking.points import pack, summary
 
-INTERVAL_S = 0.25
+INTERVAL_S = 1.0
 MAX_BUFFERED = 2_000_000
 RETRIES = 5
 
