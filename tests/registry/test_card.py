@@ -164,3 +164,19 @@ def test_helpers():
     )
     assert cell(True) == "yes" and cell(1234567) == "1,234,567" and cell("") == "-"
     assert table(["a", "b"], [[None, 0.5]])[-1] == "| - | 0.5 |"
+
+
+def test_time_range_of_a_personal_data_column_is_withheld(ws):
+    from plinth.quality.contracts import Contract
+
+    _register(ws)  # version 1, before the mark
+    assert "ts" in ws.models.get("clf:1").details["training_data"]["time_range"]
+    ws.quality.apply(Contract(table="obs", columns={"ts": {"pii": "hash"}}))
+    training = build_training(ws, spine_versions=2)
+    info = ws.models.register(fit_logistic(training), "clf", training_set=training)
+    assert info.details["training_data"]["time_range"] == {}  # never stored
+    for version in (1, info.version):  # and never shown, whenever the mark came
+        card = ws.models.card(f"clf:{version}")
+        assert card.to_dict()["training_data"]["time_range"] == {}
+        assert "(column 'ts')" not in card.markdown()
+        assert not any("'ts'" in line for line in card.to_dict()["limitations"])

@@ -217,6 +217,12 @@ def _tables(ws: Workspace, training: TrainingInputs) -> list[dict[str, Any]]:
 def _training(ws: Workspace, info: ModelVersionInfo) -> dict[str, Any]:
     training = training_inputs(ws, info.training_set_id)
     summary = info.details.get("training_data") or {}
+    time_range = dict(summary.get("time_range") or {})
+    if time_range:  # versions registered before a column was marked as personal data
+        from plinth.governance.pii import model_pii
+
+        hidden = model_pii(ws, info.name, [info.version], columns=list(time_range))
+        time_range = {k: v for k, v in time_range.items() if k not in hidden}
     data: dict[str, Any] = {
         "training_set": None,
         "tables": [],
@@ -227,7 +233,7 @@ def _training(ws: Workspace, info: ModelVersionInfo) -> dict[str, Any]:
         ),
         "feature_views": {},
         "features": [],
-        "time_range": summary.get("time_range") or {},
+        "time_range": time_range,
     }
     if training is not None:
         data["training_set"] = {

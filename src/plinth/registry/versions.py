@@ -344,9 +344,13 @@ def register(
     files, meta = module.save(model)
     runtime = module.runtime(model, files, meta) if hasattr(module, "runtime") else model
     ts_features = None
+    spine_tables: list[str] = []
     if training_set_id is not None:
         with ws.catalog.session() as session:
-            ts_features = list(session.get(TrainingSet, training_set_id).features)
+            record = session.get(TrainingSet, training_set_id)
+            ts_features = list(record.features)
+            if (record.spine or {}).get("table"):
+                spine_tables.append(str(record.spine["table"]))
     sig = _signature(signature, module, model, runtime, meta, example, table, ts_features)
     stored = store.save(
         ws,
@@ -365,7 +369,13 @@ def register(
     if facts.git:
         details["git"] = facts.git
     if table is not None:
-        details["training_data"] = training_summary(table)
+        summary = training_summary(table)
+        # The time range of a column holding personal data would name two people's values.
+        from plinth.governance.pii import pii_columns
+
+        hidden = pii_columns(ws, list(summary["time_range"]), tables=spine_tables)
+        summary["time_range"] = {k: v for k, v in summary["time_range"].items() if k not in hidden}
+        details["training_data"] = summary
     if stored.manifest.get("example"):
         details["example"] = stored.manifest["example"]
     return _insert(
