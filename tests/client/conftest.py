@@ -77,8 +77,9 @@ class World:
 
 
 def _build(ws: Any) -> list[str]:
-    """A table with two versions, a feature view over it, runs with metrics, a model with
-    versions 1 and 2 and alias champion, a pipeline run, a deployment and a firing alert."""
+    """A table with two versions, a feature view and service over it, runs with metrics, a
+    model with versions 1 and 2 and alias champion, a pipeline run, a deployment and a firing
+    alert."""
     import numpy as np
     import pandas as pd
     import pyarrow as pa
@@ -101,7 +102,7 @@ def _build(ws: Any) -> list[str]:
         timestamp=None,
         features=["delay"],
     )
-    ws.features.apply([view])
+    ws.features.apply([view, plinth.FeatureService("delay_svc", ["delays:delay"])])
     run_ids = []
     for i in range(5):
         experiment = EXPERIMENTS[i % 2]

@@ -72,6 +72,8 @@ def both(capsys, remote_env, world: World, *args: str) -> tuple[str, str]:
         ("profile", "flights", "--version", "0", "--json"),
         ("features", "show", "delays"),
         ("features", "show", "delays", "--json"),
+        ("features", "list"),
+        ("features", "list", "--json"),
         ("pipeline", "runs"),
         ("pipeline", "runs", "--pipeline", "simple", "--limit", "5", "--json"),
         ("deploy", "list"),
@@ -123,10 +125,9 @@ def test_a_viewer_token_cannot_move_an_alias(capsys, remote_env, world, monkeypa
 @pytest.mark.parametrize(
     "args",
     [
-        ("quality", "flights"),
-        ("features", "list"),
-        ("pipeline", "logs", "prun_x"),
-        ("cost",),
+        ("features", "apply"),
+        ("pipeline", "run", "prun_x"),
+        ("cost", "waste"),
         ("token", "list"),
         ("server",),
     ],
@@ -137,7 +138,7 @@ def test_local_only_commands_exit_1_in_remote_mode(capsys, remote_env, args):
     code, out, err = cli(capsys, *args)
     assert code == 1 and not out
     text = " ".join(err.split())
-    assert f"'plinth {' '.join(a for a in args if a not in ('flights', 'prun_x'))}'" in text
+    assert f"'plinth {' '.join(a for a in args if a != 'prun_x')}'" in text
     assert "works on a local catalog only; unset PLINTH_URL" in text
 
 
@@ -224,3 +225,77 @@ def test_alias_remove_through_the_server_and_a_viewer_refused(
     assert code == 0 and out == local and "gone" in out
     assert "gone" not in world.ws.models.list()[0].aliases
     assert world.ws.models.alias_history("clf", "gone")[1].reason == "done"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("cost",),
+        ("cost", "--by", "run"),
+        ("cost", "--by", "pipeline", "--since", "30d"),
+        ("cost", "--by", "deployment", "--since", "2020-01-01"),
+        ("cost", "--by", "model", "--json"),
+        ("cost", "--by", "run", "--since", "1d", "--json"),
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_cost_prints_the_same_report(capsys, remote_env, world, monkeypatch, args):
+    """The window ends now: with the clock held still (the server runs in this process), the
+    local and the remote report cover the same window to the microsecond."""
+    from plinth._core.clock import utcnow
+    from plinth.cost import accounting
+
+    now = utcnow()
+    monkeypatch.setattr(accounting, "utcnow", lambda: now)
+    local, remote = both(capsys, remote_env, world, *args)
+    assert remote == local
+    assert "total" in remote or "total_usd" in remote
+
+
+def test_cost_errors_are_the_local_errors(capsys, remote_env, world):
+    remote_env(True)
+    code, out, err = cli(capsys, "cost", "--by", "team")
+    assert code == 1 and not out and "Cannot group costs by 'team'" in err
+    code, out, err = cli(capsys, "cost", "--since", "yesterday")
+    assert code == 1 and not out and "'yesterday' is not a --since value" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("quality", "flights"),
+        ("quality", "flights", "--version", "0", "--against", "0"),
+        ("quality", "airports"),
+    ],
+    ids=lambda a: " ".join(a),
+)
+def test_quality_prints_the_same_summary(capsys, remote_env, world, args):
+    local, remote = both(capsys, remote_env, world, *args)
+    assert remote == local and "volume" in remote
+
+
+def test_quality_html_report_and_errors_through_the_server(capsys, remote_env, world, tmp_path):
+    remote_env(False)
+    home = str(world.settings.home)
+    code, _, err = cli(capsys, "quality", "flights", "--html", str(tmp_path / "l.html"),
+                       "--home", home)  # fmt: skip
+    assert code == 0, err
+    remote_env(True)
+    code, out, err = cli(capsys, "quality", "flights", "--html", str(tmp_path / "r.html"))
+    assert code == 0, err and "Report written" in out
+    local, remote = (tmp_path / "l.html").read_text(), (tmp_path / "r.html").read_text()
+    assert undated(remote) == undated(local) and "flights@1" in remote
+    code, out, err = cli(capsys, "quality", "nope")
+    assert code == 1 and not out and "Table 'nope' does not exist" in err
+    assert "Traceback" not in err
+
+
+def test_pipeline_logs_print_the_same(capsys, remote_env, world):
+    run_id = world.ws.pipelines.runs(limit=1)[0].id
+    local, remote = both(capsys, remote_env, world, "pipeline", "logs", run_id, "numbers")
+    assert remote == local and "making 5 numbers" in remote
+    local, remote = both(capsys, remote_env, world, "pipeline", "logs", run_id, "total")
+    assert remote == local and "printed nothing" in remote
+    code, out, err = cli(capsys, "pipeline", "logs", run_id, "nope")
+    assert code == 1 and not out and "has no step 'nope'" in err and "Traceback" not in err

@@ -210,6 +210,71 @@ def test_an_unknown_alert_state_is_a_config_error(client):
         client.alerts(state="exploded")
 
 
+def test_table_summary_equals_the_service(client, world):
+    from plinth.quality.observability import summarize
+
+    def plain(summary):
+        data = summary.to_dict()
+        del data["created_at"]  # when each summary was made
+        if data["freshness"]:
+            del data["freshness"]["checked_at"]
+        return data
+
+    summary = client.table_summary("flights")
+    assert (summary.table, summary.version, summary.reference_version) == ("flights", 1, 0)
+    assert [(p.version, p.row_count) for p in summary.volume] == [(0, 3), (1, 4)]
+    assert {s.column for s in summary.shifts} >= {"delay"}
+    assert plain(summary) == plain(summarize(world.ws.lake, "flights"))
+    older = client.table_summary("flights", version=0, against=0)
+    assert plain(older) == plain(summarize(world.ws.lake, "flights", against=0, version=0))
+    assert older.reference_version == 0 and older.row_count == 3
+
+
+def test_table_summary_of_an_unknown_table_or_version(client):
+    from plinth.errors import VersionNotFoundError
+
+    with pytest.raises(TableNotFoundError):
+        client.table_summary("nope")
+    with pytest.raises(VersionNotFoundError):
+        client.table_summary("flights", version=7)
+    with pytest.raises(VersionNotFoundError):
+        client.table_summary("flights", against=9)
+
+
+# -- cost ----------------------------------------------------------------------------------
+
+
+def test_cost_report_by_each_grouping_equals_the_service(client, world):
+    from datetime import timedelta
+
+    from plinth._core.clock import utcnow
+    from plinth.cost.accounting import BY, cost_report
+
+    until = utcnow()
+    for by in BY:
+        report = client.cost(by, until=until)
+        assert same(report, cost_report(world.ws, by, now=until)), by
+        assert report.by == by and report.window.end == until
+    runs = client.cost("run", since=until - timedelta(days=30), until=until)
+    assert same(runs, cost_report(world.ws, "run", until - timedelta(days=30), now=until))
+    assert {r.run_id for r in runs.items} >= set(world.run_ids)
+    assert runs.to_dict() == cost_report(world.ws, "run", runs.window.start, now=until).to_dict()
+    later = client.cost("run", since=until + timedelta(hours=1), until=until + timedelta(hours=2))
+    assert later.items == [] and later.total_usd == 0
+
+
+def test_a_bad_cost_grouping_or_window_is_a_config_error(client):
+    from datetime import timedelta
+
+    from plinth._core.clock import utcnow
+
+    with pytest.raises(ConfigError, match="Cannot group costs by 'nope'"):
+        client.cost("nope")
+    now = utcnow()
+    with pytest.raises(ConfigError, match="after it ends"):
+        client.cost("run", since=now, until=now - timedelta(hours=1))
+
+
 # -- governance ----------------------------------------------------------------------------
 
 
@@ -282,6 +347,15 @@ def test_a_failure_inside_the_run_marks_it_failed(client, backend):
     assert (detail.status, detail.error) == ("failed", "ValueError: boom")
     assert detail.metric_summaries["loss"].count == 1
     run.end()  # ending again is a no-op
+
+
+def test_tag_run_tags_an_ended_run(client, backend):
+    with client.start_run(f"tagged-{backend}", tags={"via": backend}) as run:
+        run.log_metric("loss", 0.5)
+    client.tag_run(run.id, {"best": "true", "rank": 1})
+    assert client.run(run.id).tags == {"via": backend, "best": "true", "rank": "1"}
+    with pytest.raises(RunNotFoundError):
+        client.tag_run("run_does_not_exist", {"best": "true"})
 
 
 def test_an_explicit_end_and_logging_after_it(client, backend):
@@ -384,6 +458,17 @@ def test_feature_views_and_one_view(client, world):
         client.feature_view("nope")
 
 
+def test_feature_definitions_equal_the_service(client, world):
+    found = client.feature_definitions()
+    assert found == world.ws.features.definitions()
+    assert [(kind, d.name, v) for kind, d, v in found] == [
+        ("entity", "id", 1), ("view", "delays", 1), ("service", "delay_svc", 1),
+    ]  # fmt: skip
+    assert found[2][1].features == ("delays:delay",)
+    view = found[1][1]
+    assert view.entities[0] == found[0][1] and dict(view.features) == {"delay": "delay"}
+
+
 def test_compare_runs_equals_the_service(client, world):
     a, b = world.run_ids[0], world.run_ids[1]
     table = client.compare_runs([a, b, a])
@@ -413,6 +498,17 @@ def test_pipeline_run_detail(client, world):
     assert client.pipeline_runs(5, pipeline="other") == []
     with pytest.raises(NotFoundError):
         client.pipeline_run("prun_nope")
+
+
+def test_pipeline_step_logs(client, world):
+    run_id = world.ws.pipelines.runs(limit=1)[0].id
+    text = client.pipeline_log(run_id, "numbers")
+    assert text == world.ws.pipelines.log(run_id, "numbers") and "making 5 numbers" in text
+    assert client.pipeline_log(run_id[:12], "total") == ""
+    with pytest.raises(NotFoundError, match="has no step 'nope'"):
+        client.pipeline_log(run_id, "nope")
+    with pytest.raises(NotFoundError):
+        client.pipeline_log("prun_nope", "numbers")
 
 
 def test_deployment_history_and_stats(client, world):

@@ -173,10 +173,128 @@ def test_plinth_train_of_a_failing_script_fails_the_run(remote, server_client, t
     assert {a.name for a in detail.artifacts} == {"model.bin", "traceback.txt", "output.log"}
 
 
-@pytest.mark.parametrize("option", [("--nproc", "2"), ("--ray",)])
-def test_distributed_launchers_are_refused_in_remote_mode(remote, tmp_path, capsys, option):
+def test_the_ray_launcher_is_refused_in_remote_mode(remote, tmp_path, capsys):
     script = tmp_path / "fit.py"
     script.write_text("print('never')\n")
-    code, err = _train(capsys, str(script), *option)
+    code, err = _train(capsys, str(script), "--ray")
     assert code == 1
-    assert option[0] in err and "PLINTH_URL" in err
+    assert "--ray" in err and "PLINTH_URL" in err and "Traceback" not in err
+
+
+DDP_SCRIPT = """
+    import os
+    import sys
+    import time
+
+    import plinth
+
+    rank = int(os.environ["RANK"])
+    ws = plinth.Workspace()
+    with ws.run("ddp", params={"lr": 0.5}) as run:
+        for step in range(5):
+            run.log_metric("loss", 1 / (step + 1))
+        run.log_artifact(b"weights", "model.bin")
+        run.set_tags({"rank_seen": str(rank)})
+        sum(i * i for i in range(200_000))  # some CPU time on every rank
+        if "--fail" in sys.argv:
+            if rank == 1:
+                raise ValueError("rank 1 diverged")
+            time.sleep(2)  # rank 0 ends after rank 1 failed the run
+    print("rank", rank, "done")
+"""
+
+
+@pytest.mark.slow
+def test_plinth_train_nproc_records_every_rank_on_the_server(
+    remote, server_client, tmp_path, capsys
+):
+    pytest.importorskip("torch")
+    script = tmp_path / "ddp.py"
+    script.write_text(textwrap.dedent(DDP_SCRIPT))
+    code, err = _train(capsys, str(script), "--nproc", "2", "--experiment", "remote-ddp")
+    assert code == 0, err
+    detail = server_client.run(_run_id(err))
+    assert (detail.status, detail.launcher, detail.experiment) == (
+        "finished", "torchrun", "remote-ddp"
+    )  # fmt: skip
+    assert detail.requested is not None and detail.requested["nproc"] == 2
+    # Only rank 0 logs: one series, one artifact, its tags; every rank records its usage.
+    assert detail.metric_summaries["loss"].count == 5 and detail.params == {"lr": "0.5"}
+    assert [a.name for a in detail.artifacts] == ["model.bin"]
+    assert detail.tags == {"rank_seen": "0"}
+    assert sorted(r.rank for r in detail.resources) == [0, 1]
+    assert all(r.cpu_seconds > 0 for r in detail.resources)
+    assert not remote.exists()
+    code, err = _train(capsys, str(script), "--nproc", "2", "--", "--fail")
+    assert code != 0
+    failed = server_client.run(_run_id(err))
+    assert failed.status in ("failed", "killed") and failed.ended_at is not None
+    assert sorted(r.rank for r in failed.resources) == [0, 1]  # rank 0 ended after the failure
+    # torchrun stops rank 0 once rank 1 failed: the run ends failed or killed, as locally,
+    # and rank 1's own traceback stays out (only rank 0 uploads).
+    assert {"model.bin", "output.log"} <= {a.name for a in failed.artifacts}
+
+
+TUNE_SCRIPT = """
+    import plinth
+    from plinth.training import params
+
+    p = params({"x": 0.0})
+    with plinth.Workspace().run("quad", params=p) as run:
+        run.log_metric("score", (p["x"] - 0.3) ** 2)
+"""
+
+
+def _tune_files(tmp_path: Path) -> tuple[Path, Path]:
+    script = tmp_path / "quad.py"
+    script.write_text(textwrap.dedent(TUNE_SCRIPT))
+    space = tmp_path / "space.yaml"
+    space.write_text("x: {type: float, low: -1.0, high: 1.0}\n")
+    return script, space
+
+
+def test_plinth_tune_records_the_search_on_the_server(remote, server_client, tmp_path, capsys):
+    import json
+
+    script, space = _tune_files(tmp_path)
+    capsys.readouterr()
+    code = main(["tune", str(script), "--space", str(space), "--trials", "3", "--metric",
+                 "score", "--seed", "1", "--experiment", "remote-tune", "--json"])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result = json.loads(out)
+    parent = server_client.run(result["parent"])
+    assert (parent.launcher, parent.status, parent.experiment) == (
+        "tune",
+        "finished",
+        "remote-tune",
+    )
+    assert "space.yaml" in {a.name for a in parent.artifacts}
+    children = [server_client.run(t["run_id"]) for t in result["trials"]]
+    assert sorted(parent.children) == sorted(c.id for c in children) and len(children) == 3
+    assert {(c.parent_id, c.status, c.launcher) for c in children} == {
+        (parent.id, "finished", "local")
+    }
+    assert sorted(int(c.tags["trial"]) for c in children) == [0, 1, 2]
+    values = {c.id: c.metrics["score"] for c in children}
+    best = min(values, key=lambda run_id: values[run_id])
+    assert result["best"]["run_id"] == best and result["best"]["value"] == values[best]
+    assert [c.id for c in children if server_client.run(c.id).tags.get("best") == "true"] == [best]
+    assert parent.tags["best_run"] == best and float(parent.tags["best_value"]) == values[best]
+    assert [r.rank for r in parent.resources] == [0]
+    assert not remote.exists()  # nothing went to a local catalog
+
+
+def test_plinth_tune_is_refused_for_a_viewer_and_with_ray(remote, monkeypatch, world, tmp_path,
+                                                          capsys):  # fmt: skip
+    script, space = _tune_files(tmp_path)
+    args = ["tune", str(script), "--space", str(space), "--trials", "1", "--metric", "score"]
+    capsys.readouterr()
+    assert main([*args, "--ray", "auto"]) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert "'plinth tune --ray' cannot record its trials through the server" in err
+    monkeypatch.setenv("PLINTH_TOKEN", world.viewer_token)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "runs:write" in err and "Traceback" not in err
+    assert not remote.exists()

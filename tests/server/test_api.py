@@ -200,3 +200,67 @@ def test_pipelines_deployments_monitoring_lineage_audit_cost(client):
     assert get(client, "/api/v1/audit/verify").status_code == 200
     assert get(client, "/api/v1/cost", by="run").status_code == 200
     assert get(client, "/api/v1/cost", since="yesterday-ish").status_code == 400
+    window = get(client, "/api/v1/cost", by="run", since="1d", until="2026-01-02T00:00:00")
+    assert window.status_code == 200, window.text
+    assert (window.json()["since"], window.json()["until"]) == (
+        "2026-01-01T00:00:00+00:00", "2026-01-02T00:00:00+00:00",
+    )  # fmt: skip
+    for bad in ({"until": "soon"}, {"since": "2026-02-01", "until": "2026-01-01"}):
+        answer = get(client, "/api/v1/cost", **bad)
+        assert answer.status_code == 400 and answer.json()["error"]["type"] == "ConfigError"
+
+
+def test_table_summary_feature_definitions_and_step_logs(client, ws, monkeypatch):
+    from plinth.pipelines import run as run_pipeline
+    from plinth.server.api import pipelines
+    from tests.pipelines import flows
+
+    summary = get(client, "/api/v1/tables/sensors/summary").json()
+    assert (summary["version"], summary["reference_version"]) == (1, 0)
+    assert [p["row_count"] for p in summary["volume"]] == [3, 5]
+    assert get(client, "/api/v1/tables/sensors/summary", against=5).status_code == 404
+    assert get(client, "/api/v1/tables/nope/summary").status_code == 404
+    found = walk(client, "/api/v1/features/definitions", 1)
+    assert ("view", "scores") in [(d["kind"], d["name"]) for d in found]
+    assert all(isinstance(d["version"], int) for d in found)
+    run_pipeline(flows.simple, {"n": 3}, ws=ws)
+    run_id = ws.pipelines.runs(limit=1)[0].id
+    log = get(client, f"/api/v1/pipelines/runs/{run_id}/steps/numbers/log").json()
+    assert log == {"run_id": run_id, "step": "numbers", "log": "making 3 numbers\n"}
+    assert get(client, f"/api/v1/pipelines/runs/{run_id}/steps/nope/log").status_code == 404
+    monkeypatch.setattr(pipelines, "MAX_LOG_BYTES", 4)
+    big = get(client, f"/api/v1/pipelines/runs/{run_id}/steps/numbers/log")
+    assert big.status_code == 413 and big.json()["error"]["type"] == "LogTooLarge"
+
+
+def test_the_remote_cli_routes_are_in_the_openapi_spec(client):
+    paths = get(client, "/openapi.json").json()["paths"]
+    for path in (
+        "/api/v1/tables/{name}/summary",
+        "/api/v1/features/definitions",
+        "/api/v1/pipelines/runs/{run_id}/steps/{step}/log",
+        "/api/v1/cost",
+    ):
+        assert "get" in paths[path], path
+    cost = {p["name"] for p in paths["/api/v1/cost"]["get"]["parameters"]}
+    assert cost >= {"by", "since", "until"}
+
+
+def test_attached_ranks_record_their_usage_until_the_launcher_ends_the_run(client):
+    def post(path: str, body: Any) -> Any:
+        return client(lambda c: c.post(f"/api/v1{path}", json=body))
+
+    body = {"experiment": "ddp", "launcher": "torchrun", "requested": {"nproc": 2}}
+    run_id = post("/runs", body).json()["id"]
+    usage = {"wall_seconds": 1.0, "cpu_seconds": 0.5, "peak_rss_bytes": 1024}
+    refused = post(f"/runs/{run_id}/end", {"usage": usage, "rank": 1})
+    assert refused.status_code == 400 and refused.json()["error"]["type"] == "ConfigError"
+    failed = post(f"/runs/{run_id}/end", {"status": "failed", "error": "rank 1 diverged",
+                                          "usage": usage, "attached": True, "rank": 1})  # fmt: skip
+    assert failed.status_code == 200 and failed.json()["status"] == "failed"
+    late = post(f"/runs/{run_id}/end", {"usage": usage, "attached": True})  # rank 0, after
+    assert late.status_code == 200 and late.json()["status"] == "failed"
+    assert sorted(r["rank"] for r in late.json()["resources"]) == [0, 1]
+    assert post(f"/runs/{run_id}/end", {"status": "failed"}).status_code == 200  # the launcher
+    again = post(f"/runs/{run_id}/end", {"usage": usage, "attached": True, "rank": 1})
+    assert again.status_code == 409

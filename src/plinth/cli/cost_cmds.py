@@ -71,20 +71,19 @@ def cost(
     if ctx.invoked_subcommand is not None:
         return
     from plinth.cli.output import print_json
-    from plinth.cost.accounting import BY, cost_report, parse_since
+    from plinth.cli.remote import open_client
+    from plinth.cost.accounting import BY, parse_since
     from plinth.errors import ConfigError
-    from plinth.workspace import Workspace
 
     if by not in BY:
         raise ConfigError(f"Cannot group costs by '{by}'.", hint=f"Use --by {' | '.join(BY)}.")
     start = parse_since(since)
-    with Workspace(home) as ws:
-        report = cost_report(ws, by, start)
-        overridden = sorted(ws.settings.prices)
+    with open_client(home) as client:  # the server's, priced with its prices, in remote mode
+        report = client.cost(by, start)
     if as_json:
         print_json(report.to_dict())
         return
-    _print_report(report, overridden)
+    _print_report(report)
 
 
 def _table(title: str, columns: list[str], left: int = 1) -> Any:
@@ -143,7 +142,7 @@ def _row(by: str, item: Any) -> list[str]:
     ]  # fmt: skip
 
 
-def _print_report(report: CostReport, overridden: list[str]) -> None:
+def _print_report(report: CostReport) -> None:
     from plinth.cli.output import console, human_bytes, styled, when
 
     window = report.window
@@ -178,6 +177,7 @@ def _print_report(report: CostReport, overridden: list[str]) -> None:
         f"Storage: {human_bytes(storage.lake_bytes)} lake + {human_bytes(storage.artifact_bytes)} "
         f"artifacts = {usd(storage.usd_per_month)} a month."
     )
+    overridden = report.price_overrides
     prices = "overrides: " + ", ".join(overridden) if overridden else "defaults"
     console.print(f"Prices: AWS us-east-1 on-demand list ({prices}); see 'plinth cost prices'.")
 

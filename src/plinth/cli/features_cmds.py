@@ -63,10 +63,10 @@ def list_definitions(home: HomeOption = None, as_json: JsonOption = False) -> No
     from rich.table import Table
 
     from plinth.cli.output import console, print_json
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        found = ws.features.definitions()
+    with open_client(home) as client:
+        found = client.feature_definitions()
     if as_json:
         print_json([{"kind": k, "version": v, **d.spec()} for k, d, v in found])
         return

@@ -38,11 +38,10 @@ def quality(
 ) -> None:
     """Show a table's freshness, volume, schema changes and largest distribution shifts."""
     from plinth.cli.output import console, styled
-    from plinth.quality.observability import summarize
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        summary = summarize(ws.lake, table, against=against, version=version)
+    with open_client(home) as client:  # computed on the server in remote mode
+        summary = client.table_summary(table, version=version, against=against)
     _print_summary(summary)
     if html is not None:
         from plinth.quality.report import write_html

@@ -351,10 +351,10 @@ def logs(
     import sys
 
     from plinth.cli.output import console
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        text = ws.pipelines.log(run_id, step)
+    with open_client(home) as client:
+        text = client.pipeline_log(run_id, step)
     if not text:
         console.print(f"Step '{step}' printed nothing.")
         return

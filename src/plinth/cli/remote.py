@@ -58,6 +58,11 @@ REMOTE_COMMANDS = frozenset(
         ("audit", "verify"),
         ("lineage",),
         ("train",),
+        ("cost",),
+        ("quality",),
+        ("features", "list"),
+        ("pipeline", "logs"),
+        ("tune",),
     }
 )
 

@@ -16,12 +16,15 @@ from plinth.client.base import AlertDetail, Identity
 
 if TYPE_CHECKING:
     from plinth.catalog.audit import AuditRecord, Verification
+    from plinth.cost.accounting import CostReport
+    from plinth.features.definitions import Definition
     from plinth.features.service import FeatureViewInfo
     from plinth.governance.lineage import LineageGraph
     from plinth.lake.records import TableInfo, VersionInfo
     from plinth.monitoring.alerts import AlertEventInfo, AlertInfo
     from plinth.monitoring.service import WindowDrift
     from plinth.pipelines.service import PipelineRunDetail, PipelineRunSummary
+    from plinth.quality.observability import QualitySummary
     from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
     from plinth.registry.card import ModelCard
     from plinth.serving.deployments import DeploymentInfo, RevisionInfo
@@ -399,3 +402,144 @@ def card_of(data: Json) -> ModelCard:
     from plinth.registry.card import ModelCard
 
     return ModelCard(dict(data))
+
+
+def cost_report_of(data: Json) -> CostReport:
+    """A cost report: its items rebuilt as the records its ``by`` groups into.
+
+    Example:
+        >>> # cost_report_of(client._get("/cost", {"by": "run"})).items[0].usd
+    """
+    from plinth.cost.accounting import (
+        CostReport,
+        ModelCost,
+        PipelineRunCost,
+        RunCost,
+        Spend,
+        StepCost,
+        Window,
+    )
+    from plinth.cost.standing import ReplicaSize, ServingCost, StorageCost
+
+    def run(item: Json) -> RunCost:
+        ranks = tuple(
+            (float(wall), float(cpu), int(rss), float(gpu))
+            for wall, cpu, rss, gpu in item.get("ranks") or []
+        )
+        requested = item.get("requested")
+        return RunCost(
+            **{
+                **_fields(RunCost, item),
+                "started_at": when(item["started_at"]),
+                "ranks": ranks,
+                "requested": dict(requested) if requested is not None else None,
+            }
+        )
+
+    def step(item: Json) -> StepCost:
+        return StepCost(**{**_fields(StepCost, item), "runs": tuple(item.get("runs") or ())})
+
+    def pipeline(item: Json) -> PipelineRunCost:
+        steps = tuple(step(s) for s in item.get("steps") or [])
+        return PipelineRunCost(
+            **{
+                **_fields(PipelineRunCost, item),
+                "started_at": when(item["started_at"]),
+                "steps": steps,
+            }
+        )
+
+    def model(item: Json) -> ModelCost:
+        return ModelCost(**{**_fields(ModelCost, item), "runs": tuple(item.get("runs") or ())})
+
+    def serving(item: Json) -> ServingCost:
+        replica = ReplicaSize(**_fields(ReplicaSize, item["replica"]))
+        return ServingCost(**{**_fields(ServingCost, item), "replica": replica})
+
+    by = str(data["by"])
+    build = {"run": run, "pipeline": pipeline, "model": model, "deployment": serving}[by]
+    return CostReport(
+        by=by,
+        window=Window(when(data.get("since")), when(data["until"])),  # type: ignore[arg-type]
+        items=[build(item) for item in data.get("items") or []],
+        total_usd=float(data["total_usd"]),
+        spend=Spend(**_fields(Spend, data["spend"])),
+        storage=StorageCost(**_fields(StorageCost, data["storage"])),
+        price_overrides=tuple(data.get("price_overrides") or ()),
+    )
+
+
+def quality_summary_of(data: Json) -> QualitySummary:
+    """A table version's observability summary (events as unsaved catalog ``Event`` rows).
+
+    Example:
+        >>> # quality_summary_of(client._get("/tables/flights/summary")).freshness
+    """
+    from plinth.catalog.models import Event
+    from plinth.quality.drift import ColumnShift
+    from plinth.quality.observability import (
+        Freshness,
+        QualitySummary,
+        SchemaChange,
+        VolumePoint,
+    )
+
+    fresh = data.get("freshness")
+    freshness = None
+    if fresh:
+        freshness = Freshness(
+            **{
+                **_fields(Freshness, fresh),
+                "newest": when(fresh.get("newest")),
+                "checked_at": when(fresh["checked_at"]),
+            }
+        )
+    events = [
+        Event(**{**e, "created_at": when(e.get("created_at"))})  # type: ignore[misc]
+        for e in data.get("events") or []
+    ]
+    return QualitySummary(
+        table=data["table"],
+        version=int(data["version"]),
+        reference_version=data.get("reference_version"),
+        freshness=freshness,
+        volume=[
+            VolumePoint(int(p["version"]), int(p["row_count"]), when(p["created_at"]))  # type: ignore[arg-type]
+            for p in data.get("volume") or []
+        ],
+        schema_changes=[
+            SchemaChange(**_fields(SchemaChange, c)) for c in data.get("schema_changes") or []
+        ],
+        shifts=[ColumnShift(**_fields(ColumnShift, c)) for c in data.get("shifts") or []],
+        events=events,
+        lineage=[dict(edge) for edge in data.get("lineage") or []],
+        row_count=int(data.get("row_count") or 0),
+        created_at=when(data["created_at"]),  # type: ignore[arg-type]
+        withheld=list(data.get("withheld") or []),
+    )
+
+
+def definitions_of(items: list[Json]) -> list[tuple[str, Definition, int]]:
+    """Applied feature-store definitions as ``(kind, definition, version)``, in the order sent
+    (entities first: a view is rebuilt over the entities listed before it).
+
+    Example:
+        >>> definitions_of([{"kind": "entity", "version": 1, "name": "id", "join_keys": ["id"]}])
+        [('entity', Entity(name='id', join_keys=('id',), description=''), 1)]
+    """
+    from plinth.features.definitions import Entity, FeatureService, FeatureView
+
+    entities: dict[str, Entity] = {}
+    found: list[tuple[str, Definition, int]] = []
+    for item in items:
+        kind, version = str(item["kind"]), int(item["version"])
+        spec = {k: v for k, v in item.items() if k not in ("kind", "version")}
+        definition: Definition
+        if kind == "entity":
+            definition = entities[spec["name"]] = Entity.from_spec(spec)
+        elif kind == "view":
+            definition = FeatureView.from_spec(spec, entities)
+        else:
+            definition = FeatureService.from_spec(spec)
+        found.append((kind, definition, version))
+    return found

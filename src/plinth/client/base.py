@@ -20,13 +20,18 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from plinth.catalog.audit import AuditRecord, Verification
+    from plinth.cost.accounting import CostReport
+    from plinth.features.definitions import Definition
     from plinth.features.service import FeatureViewInfo
     from plinth.governance.lineage import LineageGraph
     from plinth.lake.records import TableInfo, VersionInfo
     from plinth.monitoring.alerts import AlertEventInfo, AlertInfo
     from plinth.monitoring.service import WindowDrift
     from plinth.pipelines.service import PipelineRunDetail, PipelineRunSummary
+    from plinth.quality.observability import QualitySummary
     from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
     from plinth.registry.card import ModelCard
     from plinth.serving.deployments import DeploymentInfo, RevisionInfo
@@ -244,6 +249,14 @@ class PlinthClient(abc.ABC):
     def table_profile(self, name: str, version: int | None = None) -> dict[str, Any]:
         """The column profile of a table version (the latest by default)."""
 
+    @abc.abstractmethod
+    def table_summary(
+        self, name: str, version: int | None = None, against: int | None = None
+    ) -> QualitySummary:
+        """What ``plinth quality`` reports on a table version (the latest by default):
+        freshness, volume, schema changes, shifts against ``against`` (the previous version by
+        default), recent events and lineage; anomalies are detected and recorded first."""
+
     # -- features --------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -253,6 +266,11 @@ class PlinthClient(abc.ABC):
     @abc.abstractmethod
     def feature_view(self, name: str) -> FeatureViewInfo:
         """One applied feature view; :class:`~plinth.errors.NotFoundError` when unknown."""
+
+    @abc.abstractmethod
+    def feature_definitions(self) -> list[tuple[str, Definition, int]]:
+        """Every applied entity, feature view and service at its newest version, as
+        ``(kind, definition, version)``: entities, then views, then services, each by name."""
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -295,6 +313,10 @@ class PlinthClient(abc.ABC):
     @abc.abstractmethod
     def metric_history(self, run_id: str, key: str, max_points: int = 500) -> MetricHistory:
         """One metric series of a run, downsampled to at most ``max_points``."""
+
+    @abc.abstractmethod
+    def tag_run(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Set tags on a run, open or ended (a search marks its best trial this way)."""
 
     @abc.abstractmethod
     def compare_runs(self, run_ids: list[str]) -> Comparison:
@@ -364,6 +386,11 @@ class PlinthClient(abc.ABC):
         """One pipeline run with its steps (an unambiguous start of its id works too)."""
 
     @abc.abstractmethod
+    def pipeline_log(self, run_id: str, step: str) -> str:
+        """A step's captured stdout and stderr (every attempt), ``""`` when it printed
+        nothing; ``NotFoundError`` for an unknown run or step."""
+
+    @abc.abstractmethod
     def deployments(self) -> list[DeploymentInfo]:
         """Every deployment, by name."""
 
@@ -391,6 +418,16 @@ class PlinthClient(abc.ABC):
     @abc.abstractmethod
     def alert(self, alert_id: int) -> AlertDetail:
         """One alert with its events; ``AlertNotFoundError`` when unknown."""
+
+    # -- cost ------------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def cost(
+        self, by: str = "model", since: datetime | None = None, until: datetime | None = None
+    ) -> CostReport:
+        """Costs from ``since`` (the beginning by default) to ``until`` (now by default),
+        grouped ``by`` run, model, pipeline or deployment, priced with the catalog's owner's
+        price table (the server's, remotely); ``ConfigError`` for an unknown grouping."""
 
     # -- governance ------------------------------------------------------------------------
 

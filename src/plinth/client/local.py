@@ -20,13 +20,18 @@ from plinth.client.base import (
 from plinth.errors import ConfigError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from plinth.catalog.audit import AuditRecord, Verification
+    from plinth.cost.accounting import CostReport
+    from plinth.features.definitions import Definition
     from plinth.features.service import FeatureViewInfo
     from plinth.governance.lineage import LineageGraph
     from plinth.lake.records import TableInfo, VersionInfo
     from plinth.monitoring.alerts import AlertInfo
     from plinth.monitoring.service import WindowDrift
     from plinth.pipelines.service import PipelineRunDetail, PipelineRunSummary
+    from plinth.quality.observability import QualitySummary
     from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
     from plinth.registry.card import ModelCard
     from plinth.serving.deployments import DeploymentInfo, RevisionInfo
@@ -260,6 +265,18 @@ class LocalClient(PlinthClient):
         info = self.ws.lake.version(name, version)
         return profile_version(self.ws.lake, name, info.version)
 
+    def table_summary(
+        self, name: str, version: int | None = None, against: int | None = None
+    ) -> QualitySummary:
+        """Freshness, volume, schema changes and shifts of a table version.
+
+        Example:
+            >>> # [s.column for s in client.table_summary("flights").shifts[:3]]
+        """
+        from plinth.quality.observability import summarize
+
+        return summarize(self.ws.lake, name, against=against, version=version)
+
     # -- features --------------------------------------------------------------------------
 
     def feature_views(self) -> list[FeatureViewInfo]:
@@ -277,6 +294,14 @@ class LocalClient(PlinthClient):
             >>> # client.feature_view("weather").spec["features"]
         """
         return self.ws.features.view_info(name)
+
+    def feature_definitions(self) -> list[tuple[str, Definition, int]]:
+        """Every applied entity, view and service: ``(kind, definition, version)``.
+
+        Example:
+            >>> # [(kind, d.name) for kind, d, _ in client.feature_definitions()]
+        """
+        return self.ws.features.definitions()
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -314,6 +339,16 @@ class LocalClient(PlinthClient):
             >>> # client.metric_history(run_id, "loss").values[-1]
         """
         return self.ws.runs.history(run_id, key, max_points)
+
+    def tag_run(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Set tags on a run, open or ended.
+
+        Example:
+            >>> # client.tag_run(run_id, {"best": "true"})
+        """
+        from plinth.tracking.run import tag_run
+
+        tag_run(self.ws, run_id, dict(tags))
 
     def compare_runs(self, run_ids: list[str]) -> Comparison:
         """Runs side by side.
@@ -442,6 +477,14 @@ class LocalClient(PlinthClient):
         """
         return self.ws.pipelines.get(run_id)
 
+    def pipeline_log(self, run_id: str, step: str) -> str:
+        """A step's captured stdout and stderr, as text.
+
+        Example:
+            >>> # print(client.pipeline_log("prun_01J...", "train"))
+        """
+        return self.ws.pipelines.log(run_id, step)
+
     def deployments(self) -> list[DeploymentInfo]:
         """Every deployment.
 
@@ -506,6 +549,20 @@ class LocalClient(PlinthClient):
 
         manager = AlertManager(self.ws)
         return AlertDetail(manager.get(alert_id), manager.history(alert_id))
+
+    # -- cost ------------------------------------------------------------------------------
+
+    def cost(
+        self, by: str = "model", since: datetime | None = None, until: datetime | None = None
+    ) -> CostReport:
+        """Costs in a window, grouped ``by`` run, model, pipeline or deployment.
+
+        Example:
+            >>> # client.cost("run", since=parse_since("30d")).total_usd
+        """
+        from plinth.cost.accounting import cost_report
+
+        return cost_report(self.ws, by, since, now=until)
 
     # -- governance ------------------------------------------------------------------------
 

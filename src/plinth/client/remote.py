@@ -26,16 +26,21 @@ from plinth.client.runs import RemoteRun
 from plinth.errors import ConfigError
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     import httpx
 
     from plinth.catalog.audit import AuditRecord, Verification
     from plinth.client.base import AlertDetail
+    from plinth.cost.accounting import CostReport
+    from plinth.features.definitions import Definition
     from plinth.features.service import FeatureViewInfo
     from plinth.governance.lineage import LineageGraph
     from plinth.lake.records import TableInfo, VersionInfo
     from plinth.monitoring.alerts import AlertInfo
     from plinth.monitoring.service import WindowDrift
     from plinth.pipelines.service import PipelineRunDetail, PipelineRunSummary
+    from plinth.quality.observability import QualitySummary
     from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
     from plinth.registry.card import ModelCard
     from plinth.serving.deployments import DeploymentInfo, RevisionInfo
@@ -264,6 +269,18 @@ class RemoteClient(PlinthClient):
         """
         return dict(self._get(f"/tables/{self._part(name)}/profile", {"version": version}))
 
+    def table_summary(
+        self, name: str, version: int | None = None, against: int | None = None
+    ) -> QualitySummary:
+        """Freshness, volume, schema changes and shifts of a table version, computed on the
+        server.
+
+        Example:
+            >>> # [s.column for s in client.table_summary("flights").shifts[:3]]
+        """
+        params = {"version": version, "against": against}
+        return decode.quality_summary_of(self._get(f"/tables/{self._part(name)}/summary", params))
+
     # -- features --------------------------------------------------------------------------
 
     def feature_views(self) -> list[FeatureViewInfo]:
@@ -281,6 +298,14 @@ class RemoteClient(PlinthClient):
             >>> # client.feature_view("weather").spec["features"]
         """
         return decode.feature_view_of(self._get(f"/features/views/{self._part(name)}"))
+
+    def feature_definitions(self) -> list[tuple[str, Definition, int]]:
+        """Every applied entity, view and service: ``(kind, definition, version)``.
+
+        Example:
+            >>> # [(kind, d.name) for kind, d, _ in client.feature_definitions()]
+        """
+        return decode.definitions_of(list(self._walk("/features/definitions")))
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -329,6 +354,16 @@ class RemoteClient(PlinthClient):
             detail = self.run(run_id)
             details.setdefault(detail.id, detail)
         return list(details.values())
+
+    def tag_run(self, run_id: str, tags: Mapping[str, Any]) -> None:
+        """Set tags on a run, open or ended, through ``POST /runs/{id}/tags``.
+
+        Example:
+            >>> # client.tag_run(run_id, {"best": "true"})
+        """
+        from plinth.client.runs import _plain
+
+        self._post(f"/runs/{run_id}/tags", {"tags": _plain(tags)})
 
     def compare_runs(self, run_ids: list[str]) -> Comparison:
         """Runs side by side, from each run's detail on the server.
@@ -509,6 +544,15 @@ class RemoteClient(PlinthClient):
         """
         return decode.pipeline_run_detail_of(self._get(f"/pipelines/runs/{self._part(run_id)}"))
 
+    def pipeline_log(self, run_id: str, step: str) -> str:
+        """A step's captured stdout and stderr, as text, read from the server's artifact store.
+
+        Example:
+            >>> # print(client.pipeline_log("prun_01J...", "train"))
+        """
+        path = f"/pipelines/runs/{self._part(run_id)}/steps/{self._part(step)}/log"
+        return str(self._get(path)["log"])
+
     def deployments(self) -> list[DeploymentInfo]:
         """Every deployment.
 
@@ -568,6 +612,32 @@ class RemoteClient(PlinthClient):
             >>> # [e.kind for e in client.alert(7).events]
         """
         return decode.alert_detail_of(self._get(f"/alerts/{int(alert_id)}"))
+
+    # -- cost ------------------------------------------------------------------------------
+
+    def cost(
+        self, by: str = "model", since: datetime | None = None, until: datetime | None = None
+    ) -> CostReport:
+        """Costs in a window, grouped ``by`` run, model, pipeline or deployment, priced on
+        the server with its price table.
+
+        Example:
+            >>> # client.cost("run", since=parse_since("30d")).total_usd
+        """
+        from plinth._core.clock import as_utc
+        from plinth.cost.accounting import BY, check_window
+
+        if by not in BY:  # the service's own messages, before a request
+            raise ConfigError(
+                f"Cannot group costs by '{by}'.", hint=f"Use one of: {', '.join(BY)}."
+            )
+        check_window(since, until)
+        params = {
+            "by": by,
+            "since": as_utc(since).isoformat() if since is not None else None,
+            "until": as_utc(until).isoformat() if until is not None else None,
+        }
+        return decode.cost_report_of(self._get("/cost", params))
 
     # -- governance ------------------------------------------------------------------------
 

@@ -84,6 +84,7 @@ class RemoteRun(RunHandle):
         interval_s: float = INTERVAL_S,
         max_buffered: int | None = None,
         attached: bool = False,
+        rank: int = 0,
         own_client: bool = False,
         end_at_exit: bool = False,
     ) -> None:
@@ -107,6 +108,8 @@ class RemoteRun(RunHandle):
         self._stopped = False
         #: A script that joined a launcher's run: the launcher ends it (see :meth:`end`).
         self.attached = attached
+        #: The process's rank under torchrun: only rank 0 logs; every rank records its usage.
+        self.rank = rank
         self._own_client = own_client
         self._end_at_exit = end_at_exit
         # A launched process's imports and data loading count toward its run, as locally.
@@ -124,8 +127,8 @@ class RemoteRun(RunHandle):
 
     @property
     def logs(self) -> bool:
-        """Whether this process's calls are recorded (always, for a remote run)."""
-        return True
+        """Whether this process's calls are recorded (rank 0 only under DDP)."""
+        return self.rank == 0
 
     # -- logging ---------------------------------------------------------------------------
 
@@ -148,6 +151,8 @@ class RemoteRun(RunHandle):
         Example:
             >>> # run.log_metric("loss", 0.25, step=10)
         """
+        if not self.logs:
+            return
         value = _value(key, value)
         with self._lock:
             step = self._next_step((key,)) if step is None else int(step)
@@ -160,7 +165,7 @@ class RemoteRun(RunHandle):
         Example:
             >>> # run.log_metrics({"loss": 0.25, "auc": 0.71}, step=10)
         """
-        if not metrics:
+        if not metrics or not self.logs:
             return
         values = {k: _value(k, v) for k, v in metrics.items()}
         now = time.time()
@@ -179,7 +184,7 @@ class RemoteRun(RunHandle):
             >>> # run.log_params({"lr": 0.1, "depth": 6})
         """
         self._check_open()
-        if params:
+        if params and self.logs:
             self.client._post(f"/runs/{self.id}/params", {"params": _plain(params)})
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
@@ -189,7 +194,7 @@ class RemoteRun(RunHandle):
             >>> # run.set_tags({"team": "ops"})
         """
         self._check_open()
-        if tags:
+        if tags and self.logs:
             self.client._post(f"/runs/{self.id}/tags", {"tags": _plain(tags)})
 
     def log_artifact(self, source: Any, name: str | None = None) -> str:
@@ -204,6 +209,8 @@ class RemoteRun(RunHandle):
             >>> # run.log_artifact(Path("confusion.png")); run.log_artifact(b"...", "raw.bin")
         """
         self._check_open()
+        if not self.logs:
+            return name or ""
         if isinstance(source, os.PathLike) and not isinstance(source, str):
             source = Path(source)
         if isinstance(source, Path):
@@ -354,6 +361,8 @@ class RemoteRun(RunHandle):
                 body["usage"] = usage.as_dict()
             if self.attached:
                 body["attached"] = True
+            if self.rank:
+                body["rank"] = self.rank
             try:
                 self.client._post(f"/runs/{self.id}/end", body)
             finally:
@@ -372,7 +381,7 @@ class RemoteRun(RunHandle):
         from plinth.tracking.run import exit_outcome
 
         status, summary = exit_outcome(kind, exc)
-        if summary is not None and self._status == "running":
+        if summary is not None and self._status == "running" and self.logs:
             import traceback
 
             from plinth._core.urls import redact_text
@@ -394,21 +403,23 @@ def open_run(
     parent: str | None = None,
 ) -> RemoteRun:
     """The run ``ws.run(...)`` returns in remote mode: started on the server ``settings.url``
-    names, or, under ``plinth train`` (``PLINTH_RUN_ID``), attached to the launcher's run.
+    names, or, under ``plinth train`` (``PLINTH_RUN_ID``), attached to the launcher's run as
+    the process's rank (``RANK``, set by torchrun; 0 otherwise).
 
     Example:
         >>> # with open_run(settings, "delay", {"lr": 0.1}) as run: run.log_metric("loss", 0.3)
     """
     from plinth.client.remote import RemoteClient
-    from plinth.tracking.run import RUN_ID_ENV
+    from plinth.tracking.run import RANK_ENV, RUN_ID_ENV
 
     client = RemoteClient(settings.url, settings.token or None)
     try:
         launched = os.environ.get(RUN_ID_ENV)
         if launched:
             detail = client.run(launched)
+            rank = int(os.environ.get(RANK_ENV, "0") or 0)  # set by torchrun for each rank
             run = RemoteRun(
-                client, launched, detail.experiment, attached=True, own_client=True,
+                client, launched, detail.experiment, attached=True, rank=rank, own_client=True,
                 end_at_exit=True,
             )  # fmt: skip
             _install_sigterm()

@@ -107,6 +107,21 @@ def parse_since(text: str | None, now: datetime | None = None) -> datetime | Non
     return start
 
 
+def check_window(start: datetime | None, end: datetime | None) -> None:
+    """Refuse a window that starts after it ends (``None`` on either side passes).
+
+    Example:
+        >>> from datetime import UTC
+        >>> check_window(datetime(2026, 1, 1, tzinfo=UTC), None)
+    """
+    if start is not None and end is not None and as_utc(start) > as_utc(end):
+        raise ConfigError(
+            f"The window starts ({as_utc(start).isoformat()}) after it ends "
+            f"({as_utc(end).isoformat()}).",
+            hint="Give a start before the end.",
+        )
+
+
 @dataclass(frozen=True)
 class RunCost(_Record):
     """What one run used and cost; ``pipeline_run`` is ``PIPELINE_RUN/STEP`` it ran inside.
@@ -195,7 +210,11 @@ class Spend(_Record):
 
 @dataclass(frozen=True)
 class CostReport:
-    """``plinth cost``: one item per run, model, pipeline run or deployment, plus the spend."""
+    """``plinth cost``: one item per run, model, pipeline run or deployment, plus the spend.
+
+    ``price_overrides`` names the prices the settings override (those the report was priced
+    with: the server's, for a report made through it).
+    """
 
     by: str
     window: Window
@@ -203,6 +222,7 @@ class CostReport:
     total_usd: float
     spend: Spend
     storage: StorageCost
+    price_overrides: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-ready data."""
@@ -214,6 +234,7 @@ class CostReport:
             "total_usd": self.total_usd,
             "spend": self.spend.to_dict(),
             "storage": self.storage.to_dict(),
+            "price_overrides": list(self.price_overrides),
         }
 
 
@@ -461,6 +482,7 @@ def cost_report(
         raise ConfigError(f"Cannot group costs by '{by}'.", hint=f"Use one of: {', '.join(BY)}.")
     prices = prices or prices_for(ws.settings)
     window = _window(since, now)
+    check_window(window.start, window.end)
     options: dict[str, Any] = {"now": window.end, "prices": prices}
     runs = run_costs(ws, window.start, **options)
     pipelines = pipeline_costs(ws, window.start, runs=runs, **options)
@@ -472,4 +494,6 @@ def cost_report(
     else:
         items = {"run": runs, "pipeline": pipelines, "deployment": serving}[by]
     total = sum(item.usd for item in items)
-    return CostReport(by, window, items, total, spend(runs, pipelines, serving, storage), storage)
+    overrides = tuple(sorted(key for key, price in prices.items() if price.overridden))
+    parts = spend(runs, pipelines, serving, storage)
+    return CostReport(by, window, items, total, parts, storage, overrides)

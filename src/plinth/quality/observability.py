@@ -10,7 +10,7 @@ five pillars for one version into a :class:`QualitySummary`, which the CLI print
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -108,6 +108,49 @@ class QualitySummary:
     created_at: datetime = field(default_factory=utcnow)
     #: Columns withheld as personal data: never compared, drawn or listed with values.
     withheld: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary as plain data (times stay datetimes; events as their columns).
+
+        Example:
+            >>> # summarize(ws.lake, "flights").to_dict()["volume"][0]["row_count"]
+        """
+        fresh = self.freshness
+        return {
+            "table": self.table,
+            "version": self.version,
+            "reference_version": self.reference_version,
+            "row_count": self.row_count,
+            "created_at": self.created_at,
+            "freshness": None if fresh is None else asdict(fresh),
+            "volume": [point._asdict() for point in self.volume],
+            "schema_changes": [asdict(change) for change in self.schema_changes],
+            "shifts": [shift.to_dict() for shift in self.shifts],
+            "events": [event_dict(event) for event in self.events],
+            "lineage": [dict(edge) for edge in self.lineage],
+            "withheld": list(self.withheld),
+        }
+
+
+def event_dict(event: Event) -> dict[str, Any]:
+    """One catalog event as plain data: its id, kind, subject, severity, message, details, time.
+
+    Example:
+        >>> event_dict(Event(id=1, kind="volume_drop", subject_kind="table_version",
+        ...     subject_id="t@1", severity="warn", message="m", details=None,
+        ...     created_at=None))["kind"]
+        'volume_drop'
+    """
+    return {
+        "id": event.id,
+        "kind": event.kind,
+        "subject_kind": event.subject_kind,
+        "subject_id": event.subject_id,
+        "severity": event.severity,
+        "message": event.message,
+        "details": event.details,
+        "created_at": event.created_at,
+    }
 
 
 # -- freshness ------------------------------------------------------------------------------

@@ -292,14 +292,13 @@ def _launch_remote(
     from plinth._core.urls import redact_url
     from plinth.client.remote import RemoteClient
 
-    if spec.launcher != "local":
-        option = "--nproc" if spec.launcher == "torchrun" else "--ray"
+    if spec.launcher == "ray":
         raise ConfigError(
-            f"'plinth train {option}' cannot record its run through the server yet "
-            f"(PLINTH_URL is {redact_url(ws.settings.url)}): only the local launcher works in "
-            "remote mode.",
-            hint=f"Leave out {option} to run one process recorded on the server, or unset "
-            "PLINTH_URL to launch it over a local catalog.",
+            "'plinth train --ray' cannot record its run through the server yet "
+            f"(PLINTH_URL is {redact_url(ws.settings.url)}): the local launcher and --nproc "
+            "(torchrun on this machine) work in remote mode.",
+            hint="Leave out --ray to run on this machine recorded on the server, or unset "
+            "PLINTH_URL to launch it on Ray over a local catalog.",
         )
     backend = backend_for(ws, spec)
     owned = stopper is None

@@ -9,6 +9,10 @@ gets the tag ``best=true`` and the parent the tags ``best_run``, ``best_value``,
 
 Locally trials run in threads (``--parallel K`` at a time), each its own process; with
 ``--ray`` each trial is a Ray task on the cluster (``--cpus``/``--gpus``/``--memory`` each).
+
+In remote mode (``PLINTH_URL``) the parent run and every trial's run are recorded on the
+server (the trials run on this machine, each launched as ``plinth train`` launches in remote
+mode), objectives are read from there and the tags set there; ``--ray`` is refused.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ from typing import TYPE_CHECKING, Any
 
 from plinth.errors import ConfigError
 from plinth.tracking.resources import ResourceMeter
-from plinth.training.launcher import LaunchResult, LaunchSpec, end_with_usage, launch
+from plinth.training.launcher import LaunchResult, LaunchSpec, launch
 from plinth.training.process import Stopper
 from plinth.training.space import Dimension, load_space
 
 if TYPE_CHECKING:
+    from plinth.client.runs import RemoteRun
     from plinth.tracking.run import Run
     from plinth.workspace import Workspace
 
@@ -222,11 +227,60 @@ def _trial_task(settings: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any
         return asdict(launch(ws, launch_spec, stopper=Stopper()))
 
 
-def _tag_best(ws: Workspace, run_id: str) -> None:
-    """Tag the best trial's (already ended) run with ``best=true``."""
-    from plinth.tracking.run import tag_run
+class _Tracking:
+    """Where a search records its runs: the workspace's catalog, or the server in remote mode."""
 
-    tag_run(ws, run_id, {"best": "true"})
+    def __init__(self, ws: Workspace) -> None:
+        self.ws = ws
+        self.client: Any = None
+        if ws.settings.url:
+            from plinth.client.remote import RemoteClient
+
+            self.client = RemoteClient(ws.settings.url, ws.settings.token or None)
+
+    def start(self, spec: TuneSpec) -> Run | RemoteRun:
+        """Start the parent run (a local ``Run``, or a ``RemoteRun`` on the server)."""
+        from plinth.tracking.run import start_run
+
+        experiment = spec.experiment or spec.script.stem
+        tags = {"metric": spec.metric, "direction": spec.direction}
+        launch = {
+            "launcher": "tune",
+            "entry_point": str(spec.script),
+            "arguments": list(spec.args),
+            "requested": {
+                "trials": spec.trials,
+                "parallel": spec.parallel,
+                "cpus": spec.cpus or 1,
+                "gpus": spec.gpus or 0,
+                **({"memory": spec.memory} if spec.memory else {}),
+                **({"address": spec.ray} if spec.ray is not None else {}),
+            },
+        }
+        if self.client is not None:
+            return self.client.start_run(experiment, params=spec.params, tags=tags, launch=launch)
+        return start_run(self.ws, experiment, params=spec.params, tags=tags, **launch)
+
+    def objective(self, run_id: str, metric: str) -> float | None:
+        """The last finite value of ``metric`` the run logged, or None."""
+        if self.client is None:
+            return objective(self.ws, run_id, metric)
+        value = self.client.run(run_id).metrics.get(metric)
+        return float(value) if value is not None and math.isfinite(value) else None
+
+    def tag_best(self, run_id: str) -> None:
+        """Tag the best trial's (already ended) run with ``best=true``."""
+        if self.client is None:
+            from plinth.tracking.run import tag_run
+
+            tag_run(self.ws, run_id, {"best": "true"})
+        else:
+            self.client.tag_run(run_id, {"best": "true"})
+
+    def close(self) -> None:
+        """Close the connection to the server, if any."""
+        if self.client is not None:
+            self.client.close()
 
 
 def tune(
@@ -234,7 +288,7 @@ def tune(
     spec: TuneSpec,
     *,
     on_trial: Callable[[TrialResult], None] | None = None,
-    on_start: Callable[[Run], None] | None = None,
+    on_start: Callable[[Run | RemoteRun], None] | None = None,
 ) -> TuneResult:
     """Run a search and return its trials and the best one.
 
@@ -254,6 +308,15 @@ def tune(
             f"Parameter(s) {', '.join(both)} are both fixed with --param and searched.",
             hint="Drop them from --param or from the search space.",
         )
+    if ws.settings.url and spec.ray is not None:
+        from plinth._core.urls import redact_url
+
+        raise ConfigError(
+            "'plinth tune --ray' cannot record its trials through the server yet (PLINTH_URL is "
+            f"{redact_url(ws.settings.url)}): in remote mode the trials run on this machine.",
+            hint="Leave out --ray to run the trials here, recorded on the server, or unset "
+            "PLINTH_URL to run them on Ray over a local catalog.",
+        )
     stopper = Stopper()
     runner: _LocalTrials | _RayTrials = (
         _RayTrials(ws, spec) if spec.ray is not None else _LocalTrials(ws, spec, stopper)
@@ -264,41 +327,28 @@ def tune(
         direction=spec.direction, sampler=optuna.samplers.TPESampler(seed=spec.seed)
     )
     meter = ResourceMeter(children=False)  # the trials are runs of their own
-    from plinth.tracking.run import start_run
-
-    with stopper.installed():
-        parent = start_run(
-            ws,
-            spec.experiment or spec.script.stem,
-            params=spec.params,
-            tags={"metric": spec.metric, "direction": spec.direction},
-            launcher="tune",
-            entry_point=str(spec.script),
-            arguments=list(spec.args),
-            requested={
-                "trials": spec.trials,
-                "parallel": spec.parallel,
-                "cpus": spec.cpus or 1,
-                "gpus": spec.gpus or 0,
-                **({"memory": spec.memory} if spec.memory else {}),
-                **({"address": spec.ray} if spec.ray is not None else {}),
-            },
-        )
-        if on_start is not None:
-            on_start(parent)
-        try:
-            parent.log_artifact(Path(spec.space), "space.yaml")
-            trials = _search(ws, spec, space, study, runner, stopper, parent.id, on_trial)
-        except BaseException as exc:
-            end_with_usage(ws, parent, "failed", f"{type(exc).__name__}: {exc}", meter.usage())
-            raise
-        finally:
-            runner.close()
-        return _conclude(ws, spec, parent, trials, stopper, meter)
+    tracking = _Tracking(ws)
+    try:
+        with stopper.installed():
+            parent = tracking.start(spec)
+            if on_start is not None:
+                on_start(parent)
+            try:
+                parent.log_artifact(Path(spec.space), "space.yaml")
+                trials = _search(tracking, spec, space, study, runner, stopper, parent.id, on_trial)
+            except BaseException as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                parent.end("failed", error, usage=meter.usage())
+                raise
+            finally:
+                runner.close()
+            return _conclude(tracking, spec, parent, trials, stopper, meter)
+    finally:
+        tracking.close()
 
 
 def _search(
-    ws: Workspace,
+    tracking: _Tracking,
     spec: TuneSpec,
     space: dict[str, Dimension],
     study: Any,
@@ -327,7 +377,7 @@ def _search(
             break
         for handle in runner.wait(list(pending), timeout=0.25):
             trial, sampled = pending.pop(handle)
-            outcome = _outcome(ws, spec, runner, handle, trial.number, sampled)
+            outcome = _outcome(tracking, spec, runner, handle, trial.number, sampled)
             if outcome.value is not None:
                 study.tell(trial, outcome.value)
             else:
@@ -339,7 +389,7 @@ def _search(
 
 
 def _outcome(
-    ws: Workspace,
+    tracking: _Tracking,
     spec: TuneSpec,
     runner: _LocalTrials | _RayTrials,
     handle: Any,
@@ -351,7 +401,8 @@ def _outcome(
     except Exception as exc:  # the trial's task itself broke (a cancelled or lost Ray task)
         message = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
         return TrialResult(number, None, "failed", None, sampled, message)
-    value = objective(ws, launched.run_id, spec.metric) if launched.status == "finished" else None
+    finished = launched.status == "finished"
+    value = tracking.objective(launched.run_id, spec.metric) if finished else None
     status = launched.status
     error = launched.error
     if status == "finished" and value is None:
@@ -360,9 +411,9 @@ def _outcome(
 
 
 def _conclude(
-    ws: Workspace,
+    tracking: _Tracking,
     spec: TuneSpec,
-    parent: Run,
+    parent: Run | RemoteRun,
     trials: list[TrialResult],
     stopper: Stopper,
     meter: ResourceMeter,
@@ -374,7 +425,7 @@ def _conclude(
             best = max(completed, key=lambda t: (t.value, -t.number))  # type: ignore[arg-type]
         else:
             best = min(completed, key=lambda t: (t.value, t.number))  # type: ignore[arg-type]
-        _tag_best(ws, best.run_id)  # type: ignore[arg-type]
+        tracking.tag_best(best.run_id)  # type: ignore[arg-type]
         parent.set_tags(
             {
                 "best_run": best.run_id,
@@ -392,5 +443,5 @@ def _conclude(
     else:
         status, exit_code = "failed", 1
         error = f"no trial succeeded ({len(trials)} failed)"
-    end_with_usage(ws, parent, status, error, meter.usage())
+    parent.end(status, error, usage=meter.usage())
     return TuneResult(parent.id, status, trials, best, exit_code)

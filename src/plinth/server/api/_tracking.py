@@ -155,13 +155,15 @@ def end(
     usage: Mapping[str, Any] | None = None,
     *,
     attached: bool = False,
+    rank: int = 0,
 ) -> None:
     """End a run with ``status`` (and ``error`` for a failure), recording the process's
     resource ``usage`` when given.
 
     ``attached`` is a process that joined a launcher's run: as locally, it records its usage
-    and settles the status only when it failed or was killed; the launcher ends the run. The
-    launcher may end a run its script already marked failed (409 once it has ended).
+    (as ``rank``: each torchrun rank its own) and settles the status only when it failed or
+    was killed; the launcher ends the run. The launcher may end a run its script already
+    marked failed, and the other ranks still record their usage then (409 once it has ended).
 
     Example:
         >>> # end(ws, run_id, "finished", None, {"wall_seconds": 3.2, "cpu_seconds": 2.9})
@@ -176,13 +178,18 @@ def end(
         if record is None:
             raise _not_found(run_id)
         experiment, recorded, ended = record.experiment, record.status, record.ended_at
-    if ended is not None or (recorded != "running" and attached):
+    if rank and not attached:
+        raise ConfigError(
+            f"Only a process attached to a launcher's run ends it as rank {rank}.",
+            hint="Send attached: true with the rank, or leave the rank out.",
+        )
+    if ended is not None:
         raise ConflictError(
             f"Run '{run_id}' has ended ({recorded}); it takes no more points, parameters or "
             "status.",
             hint="Start a new run with POST /api/v1/runs.",
         )
-    handle = Run(ws, run_id, experiment, owner=not attached)
+    handle = Run(ws, run_id, experiment, owner=not attached, rank=rank)
     _detach(handle)
     handle._writer = None
     measured = Usage(**{**_NO_USAGE, **usage}) if usage is not None else None

@@ -1,4 +1,5 @@
-"""Feature views: the applied views and one view with its definition and watermark."""
+"""Feature store definitions: every applied entity, view and service; the applied views and
+one view with its definition and watermark."""
 
 from __future__ import annotations
 
@@ -23,6 +24,22 @@ def list_views(request: Request, limit: Limit = 50, cursor: Cursor = None) -> di
         >>> # GET /api/v1/features/views
     """
     items = [json_ready(v.to_dict()) for v in workspace(request).features.view_infos()]
+    return paginate(lambda n: items[:n], limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/definitions", response_model=Page, summary="Applied entities, feature views and services"
+)
+def list_definitions(request: Request, limit: Limit = 50, cursor: Cursor = None) -> dict[str, Any]:
+    """The newest version of every applied definition, as ``plinth features list`` lists them:
+    entities, then feature views, then feature services, each by name; every item is the
+    definition with its ``kind`` and ``version``.
+
+    Example:
+        >>> # GET /api/v1/features/definitions
+    """
+    found = workspace(request).features.definitions()
+    items = [json_ready({"kind": k, "version": v, **d.spec()}) for k, d, v in found]
     return paginate(lambda n: items[:n], limit=limit, cursor=cursor)
 
 

@@ -41,7 +41,7 @@ class RunCreate(BaseModel):
     experiment: str = Field(min_length=1, max_length=128)
     params: dict[str, Any] | None = None
     tags: dict[str, Any] | None = None
-    launcher: Literal["api", "local"] = "api"
+    launcher: Literal["api", "local", "torchrun", "tune"] = "api"
     parent: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     entry_point: str | None = Field(default=None, max_length=4096)
     arguments: list[str] | None = Field(default=None, max_length=1000)
@@ -98,12 +98,15 @@ class RunEnd(BaseModel):
 
     ``attached`` is a script that joined a launcher's run (``plinth train``): its usage is
     recorded and its status only when it failed or was killed; the launcher ends the run.
+    ``rank`` is the attached process's rank under torchrun (``plinth train --nproc``): each
+    rank records its own usage, which the run's cost sums.
     """
 
     status: Literal["finished", "failed", "killed"] = "finished"
     error: str | None = Field(default=None, max_length=100_000)
     usage: ResourceUse | None = None
     attached: bool = False
+    rank: int = Field(default=0, ge=0, le=65_535)
 
 
 class Inputs(BaseModel):
@@ -284,7 +287,9 @@ def end_run(request: Request, run_id: RunId, body: RunEnd) -> Mapping:
     """
     ws = workspace(request)
     usage = body.usage.model_dump() if body.usage is not None else None
-    _tracking.end(ws, run_id, body.status, body.error, usage, attached=body.attached)
+    _tracking.end(
+        ws, run_id, body.status, body.error, usage, attached=body.attached, rank=body.rank
+    )
     return ws.runs.get(run_id).to_dict()
 
 

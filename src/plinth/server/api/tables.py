@@ -86,3 +86,27 @@ def table_profile(
     ws = workspace(request)
     info = ws.lake.version(name, version)
     return json_ready(profile_version(ws.lake, name, info.version))
+
+
+@router.get(
+    "/{name}/summary", summary="Freshness, volume, schema changes and shifts of one version"
+)
+def table_summary(
+    request: Request,
+    name: TableName,
+    version: Annotated[int | None, Query(ge=0, le=2**31, description="Default: latest.")] = None,
+    against: Annotated[
+        int | None, Query(ge=0, le=2**31, description="Reference version (default: previous).")
+    ] = None,
+) -> dict[str, Any]:
+    """What ``plinth quality TABLE`` prints: freshness, volume, schema changes, the column
+    shifts against a reference version, recent events and upstream lineage. Anomalies of the
+    version are detected and recorded first (once per kind and version), as locally.
+
+    Example:
+        >>> # GET /api/v1/tables/flights/summary?version=3&against=1
+    """
+    from plinth.quality.observability import summarize
+
+    summary = summarize(workspace(request).lake, name, against=against, version=version)
+    return json_ready(summary.to_dict())
