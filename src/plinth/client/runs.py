@@ -378,17 +378,12 @@ class RemoteRun(RunHandle):
         tb: TracebackType | None,
     ) -> None:
         """End the run; a raising block fails it and uploads ``traceback.txt``, as locally."""
-        from plinth.tracking.run import exit_outcome
+        from plinth.tracking.run import exit_outcome, traceback_text
 
         status, summary = exit_outcome(kind, exc)
         if summary is not None and self._status == "running" and self.logs:
-            import traceback
-
-            from plinth._core.urls import redact_text
-
-            text = redact_text("".join(traceback.format_exception(kind, exc, tb)))
             try:
-                self.log_artifact(text, "traceback.txt")
+                self.log_artifact(traceback_text(kind, exc, tb), "traceback.txt")
             except Exception as problem:  # the run's own error matters more
                 logger.warning("Could not upload the traceback of run %s: %s", self.id, problem)
         self.end(status, error=summary)

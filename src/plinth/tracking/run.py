@@ -116,6 +116,18 @@ def exit_outcome(
     return ("killed" if killed else "failed"), summary
 
 
+def traceback_text(
+    kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+) -> str:
+    """The traceback a failed run keeps as ``traceback.txt``, with secrets masked.
+
+    Example:
+        >>> traceback_text(ValueError, ValueError("boom"), None).strip()
+        'ValueError: boom'
+    """
+    return redact_text("".join(traceback.format_exception(kind, exc, tb)))
+
+
 class Run:
     """One tracked run; use it as a context manager (see the module docstring).
 
@@ -451,7 +463,7 @@ class Run:
         if summary is None:
             self.end(status)
             return
-        text = redact_text("".join(traceback.format_exception(kind, exc, tb)))
+        text = traceback_text(kind, exc, tb)
         try:
             if self.logs:
                 self.log_artifact(text, "traceback.txt")

@@ -338,20 +338,8 @@ def _finish_remote(
 ) -> LaunchResult:
     """:func:`finish` for a run on the server (``client`` a RemoteClient, ``run`` its
     RemoteRun): the same statuses, output artifact, parameters and resource use."""
-    import signal
-
     detail = client.run(run.id)
-    error: str | None = None
-    if detail.status != "running":
-        status = detail.status  # the script ended its run itself (with its own error text)
-    elif outcome.stopped is not None:
-        status = "killed"
-        error = f"stopped by {signal.Signals(outcome.stopped).name}"
-    elif outcome.exit_code == 0:
-        status = "finished"
-    else:
-        status = "failed"
-        error = outcome.error or f"exit code {outcome.exit_code}"
+    status, error = _outcome_status(detail.status, outcome)
     if status != "finished":
         text = outcome.tail.text()
         if text:
@@ -364,10 +352,7 @@ def _finish_remote(
         run.end(status, error, record_usage=False)
     else:
         run.end(status, error, usage=outcome.usage)
-    exit_code = outcome.exit_code
-    if outcome.stopped is not None and exit_code != 0:
-        exit_code = 128 + outcome.stopped
-    return LaunchResult(run.id, status, exit_code, error or detail.error)
+    return LaunchResult(run.id, status, _exit_code(outcome), error or detail.error)
 
 
 def _resolved(spec: LaunchSpec) -> LaunchSpec:
@@ -385,35 +370,40 @@ def finish(ws: Workspace, run: Run, outcome: Outcome, params: Mapping[str, Any])
     Example:
         >>> # finish(ws, run, outcome, {"lr": 0.1}).status
     """
-    import signal
-
     from plinth.catalog.models import Run as RunRecord
 
     with ws.catalog.session() as session:
         record = session.get(RunRecord, run.id)
         recorded = record.status if record is not None else "running"
         recorded_error = record.error if record is not None else None
-    error: str | None = None
-    if recorded != "running":
-        status = recorded  # the script ended its run itself (with its own error text)
-    elif outcome.stopped is not None:
-        status = "killed"
-        error = f"stopped by {signal.Signals(outcome.stopped).name}"
-    elif outcome.exit_code == 0:
-        status = "finished"
-    else:
-        status = "failed"
-        error = outcome.error or f"exit code {outcome.exit_code}"
+    status, error = _outcome_status(recorded, outcome)
     if status != "finished":
         text = outcome.tail.text()
         if text:
             run.log_artifact(text, "output.log")
     _log_missing_params(ws, run, params)
     _end(ws, run, status, error, outcome.usage)
-    exit_code = outcome.exit_code
-    if outcome.stopped is not None and exit_code != 0:
-        exit_code = 128 + outcome.stopped  # torchrun reports a stop as a plain failure
-    return LaunchResult(run.id, status, exit_code, error or recorded_error)
+    return LaunchResult(run.id, status, _exit_code(outcome), error or recorded_error)
+
+
+def _outcome_status(recorded: str, outcome: Outcome) -> tuple[str, str | None]:
+    """The status and error a launcher ends its run with, given what the run records now."""
+    import signal
+
+    if recorded != "running":
+        return recorded, None  # the script ended its run itself (with its own error text)
+    if outcome.stopped is not None:
+        return "killed", f"stopped by {signal.Signals(outcome.stopped).name}"
+    if outcome.exit_code == 0:
+        return "finished", None
+    return "failed", outcome.error or f"exit code {outcome.exit_code}"
+
+
+def _exit_code(outcome: Outcome) -> int:
+    """The launcher's exit code: 128 + the signal for a stopped script."""
+    if outcome.stopped is not None and outcome.exit_code != 0:
+        return 128 + outcome.stopped  # torchrun reports a stop as a plain failure
+    return outcome.exit_code
 
 
 def _log_missing_params(ws: Workspace, run: Run, params: Mapping[str, Any]) -> None:
