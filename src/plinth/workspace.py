@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from plinth.catalog import Catalog
     from plinth.client.runs import RemoteRun
     from plinth.features.service import Features
+    from plinth.governance.crypto import Cipher
     from plinth.lake import Lake
     from plinth.pipelines.service import Pipelines
     from plinth.quality.service import Quality
@@ -68,12 +69,18 @@ class Workspace:
         return open_storage(self.settings.storage_root)
 
     @cached_property
+    def cipher(self) -> Cipher | None:
+        """The encryption key's cipher (``None`` without a key), read once for every store."""
+        from plinth.governance.crypto import load_cipher
+
+        return load_cipher(self.settings)
+
+    @cached_property
     def artifacts(self) -> ArtifactStore:
         """The content-addressed artifact store (encrypted at rest when a key is configured)."""
-        from plinth.governance.crypto import load_cipher
         from plinth.storage import ArtifactStore
 
-        return ArtifactStore(self.storage, cipher=load_cipher(self.settings))
+        return ArtifactStore(self.storage, cipher=self.cipher)
 
     @cached_property
     def lake(self) -> Lake:
@@ -82,11 +89,10 @@ class Workspace:
         The quality service is attached on open, so every ingest is checked against its
         table's contract and every version profiled.
         """
-        from plinth.governance.crypto import load_cipher
         from plinth.lake import Lake
         from plinth.quality.service import attach
 
-        lake = Lake(self.catalog, self.storage, self.settings.user, load_cipher(self.settings))
+        lake = Lake(self.catalog, self.storage, self.settings.user, self.cipher)
         self.__dict__["lake"] = lake
         lake.reconcile()
         self.__dict__["quality"] = attach(self)

@@ -39,7 +39,6 @@ from plinth.quality.contracts import PiiAction
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from plinth.catalog import Catalog
     from plinth.quality.contracts import ColumnRules
     from plinth.workspace import Workspace
 
@@ -57,7 +56,6 @@ __all__ = [
     "pii_columns",
     "protect",
     "strictest",
-    "table_pii",
 ]
 
 #: What :func:`mask` shows in place of a value of a column marked ``pii: drop``.
@@ -185,20 +183,6 @@ def pii_columns(
     return {name: action for name, action in found.items() if action is not None}
 
 
-def table_pii(catalog: Catalog, table: str) -> dict[str, PiiAction]:
-    """The columns the latest contract of ``table`` marks as personal data, read from the
-    catalog (for code that has no workspace, like quality summaries).
-
-    The same as :func:`plinth.quality.privacy.table_pii`.
-
-    Example:
-        >>> # table_pii(ws.catalog, "passengers")  -> {'email': 'hash'}
-    """
-    from plinth.quality.privacy import table_pii as latest_pii
-
-    return latest_pii(catalog, table)
-
-
 def model_pii(
     ws: Workspace, model: str, versions: Iterable[int], columns: Iterable[str] | None = None
 ) -> dict[str, PiiAction]:
@@ -242,9 +226,8 @@ def hashing_secret(ws: Workspace) -> bytes:
         >>> # 32
     """
     from plinth.errors import NotFoundError
-    from plinth.governance.crypto import load_cipher
 
-    cipher = load_cipher(ws.settings)
+    cipher = ws.cipher
     if cipher is not None:
         return cipher.derive("pii-hash")
     storage = ws.storage

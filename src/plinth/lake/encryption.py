@@ -58,6 +58,7 @@ class LakeCrypto:
         client = _key_wrapper(self.key_id, cipher.derive(_PURPOSE))
         self._factory = pe.CryptoFactory(lambda config: client)
         self._connection = pe.KmsConnectionConfig()
+        self._format: Any = None  # built on the first scan, then shared by every scan
 
     def __repr__(self) -> str:
         return f"LakeCrypto(key_id={self.key_id!r})"
@@ -77,14 +78,16 @@ class LakeCrypto:
 
     def scan_format(self) -> Any:
         """An Arrow Parquet format that decrypts encrypted files and reads plaintext ones."""
-        import pyarrow.dataset as ds
-        import pyarrow.parquet.encryption as pe
+        if self._format is None:
+            import pyarrow.dataset as ds
+            import pyarrow.parquet.encryption as pe
 
-        decryption = ds.ParquetDecryptionConfig(
-            self._factory, self._connection, pe.DecryptionConfiguration(cache_lifetime=None)
-        )
-        options = ds.ParquetFragmentScanOptions(decryption_config=decryption)
-        return ds.ParquetFileFormat(default_fragment_scan_options=options)
+            decryption = ds.ParquetDecryptionConfig(
+                self._factory, self._connection, pe.DecryptionConfiguration(cache_lifetime=None)
+            )
+            options = ds.ParquetFragmentScanOptions(decryption_config=decryption)
+            self._format = ds.ParquetFileFormat(default_fragment_scan_options=options)
+        return self._format
 
 
 def _key_wrapper(key_id: str, key: bytes) -> Any:

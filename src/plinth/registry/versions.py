@@ -373,7 +373,8 @@ def register(
         # The time range of a column holding personal data would name two people's values.
         from plinth.governance.pii import pii_columns
 
-        hidden = pii_columns(ws, list(summary["time_range"]), tables=spine_tables)
+        ranges = list(summary["time_range"])
+        hidden = pii_columns(ws, ranges, tables=spine_tables) if ranges else {}
         summary["time_range"] = {k: v for k, v in summary["time_range"].items() if k not in hidden}
         details["training_data"] = summary
     if stored.manifest.get("example"):

@@ -269,15 +269,7 @@ def launch(
         )
         if on_start is not None:
             on_start(run)
-        env = child_env(ws, run.id, spec)
-        try:
-            outcome = backend.execute(run, env, stopper)
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):  # a cancelled Ray task
-                _end(ws, run, "killed", "interrupted", None)
-            else:
-                _end(ws, run, "failed", f"{type(exc).__name__}: {exc}", None)
-            raise
+        outcome = _execute(ws, spec, backend, stopper, run, lambda s, e: _end(ws, run, s, e, None))
         return finish(ws, run, outcome, spec.params)
 
 
@@ -321,16 +313,30 @@ def _launch_remote(
         )
         if on_start is not None:
             on_start(run)
-        env = child_env(ws, run.id, spec)
-        try:
-            outcome = backend.execute(run, env, stopper)  # type: ignore[arg-type]
-        except BaseException as exc:
-            if isinstance(exc, KeyboardInterrupt):
-                run.end("killed", "interrupted", record_usage=False)
-            else:
-                run.end("failed", f"{type(exc).__name__}: {exc}", record_usage=False)
-            raise
+        outcome = _execute(
+            ws, spec, backend, stopper, run, lambda s, e: run.end(s, e, record_usage=False)
+        )
         return _finish_remote(client, run, outcome, spec.params)
+
+
+def _execute(
+    ws: Workspace,
+    spec: LaunchSpec,
+    backend: Any,
+    stopper: Stopper,
+    run: Any,
+    end: Callable[[str, str], None],
+) -> Outcome:
+    """Run the script under ``backend``; if launching itself fails, ``end`` the run first."""
+    env = child_env(ws, run.id, spec)
+    try:
+        return backend.execute(run, env, stopper)
+    except BaseException as exc:
+        if isinstance(exc, KeyboardInterrupt):  # a cancelled Ray task
+            end("killed", "interrupted")
+        else:
+            end("failed", f"{type(exc).__name__}: {exc}")
+        raise
 
 
 def _finish_remote(
