@@ -47,8 +47,8 @@ class LakeCrypto:
     Example:
         >>> from plinth.governance.crypto import Cipher
         >>> crypto = LakeCrypto(Cipher(bytes(32)))
-        >>> crypto.scan_format().default_extension
-        'parquet'
+        >>> type(crypto.scan_format()).__name__, crypto.scan_format() is crypto.scan_format()
+        ('ParquetFileFormat', True)
     """
 
     def __init__(self, cipher: Cipher) -> None:
