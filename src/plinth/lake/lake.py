@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -116,6 +117,8 @@ class Lake:
 
             self.crypto = LakeCrypto(cipher)
         self.options = storage.storage_options()
+        # The Delta table the last write on this thread went through (see _write_once).
+        self._written = threading.local()
         self.gate_factories: list[GateFactory] = []
         self.version_listeners: list[VersionListener] = []
 
@@ -192,6 +195,7 @@ class Lake:
                 ingest_id=ingest_id,
                 table_name=table,
                 version=version,
+                table=getattr(self._written, "table", None),
                 operation=mode,
                 rows_added=rows_added,
                 source=descriptor,
@@ -354,6 +358,8 @@ class Lake:
 
         current = None
         current_version = None
+        existing_table = None
+        self._written.table = None
         if existed:
             existing_table = delta.open_table(uri, self.options)
             current = pa.schema(existing_table.schema().to_arrow())
@@ -411,14 +417,17 @@ class Lake:
                 schema_mode = None
                 if evolve and current is not None:
                     schema_mode = "overwrite" if mode == "overwrite" else "merge"
+                # Through the table opened above when there is one: it then holds the
+                # new version, and recording it needs no third read of the Delta log.
                 write_deltalake(
-                    uri,
+                    existing_table if existing_table is not None else uri,
                     reader,
                     mode="overwrite" if mode == "overwrite" else "append",
                     schema_mode=schema_mode,
                     storage_options=self.options or None,
                     commit_properties=props,
                 )
+                self._written.table = existing_table
         except BaseException:
             if capture.error is not None:
                 raise capture.error from None
@@ -491,14 +500,21 @@ class Lake:
         created_by: str,
         key_columns: list[str] | None,
         timestamp_column: str | None,
+        table: Any = None,
     ) -> VersionInfo:
-        """Record a committed Delta version in the catalog, with lineage, in one transaction."""
+        """Record a committed Delta version in the catalog, with lineage, in one transaction.
+
+        ``table`` is the Delta table the write went through, used for the version's
+        statistics when it is loaded at ``version`` (else the version is read again).
+        """
         from plinth.lake import delta
         from plinth.lake.schema import schema_to_json
         from plinth.lake.sources import lineage_nodes
 
         uri = self.table_uri(table_name)
-        stats = delta.version_stats(delta.open_table(uri, self.options, version))
+        if table is None or table.version() != version:
+            table = delta.open_table(uri, self.options, version)
+        stats = delta.version_stats(table)
         for attempt in range(2):
             try:
                 with self.catalog.session() as session:
