@@ -245,7 +245,13 @@ def test_metrics_endpoint_reports_requests_batches_and_lookups(harness):
         assert series in text, series
 
 
-def test_every_answer_is_logged_to_the_lake_with_inputs_and_features(ws, harness):
+def test_every_answer_is_logged_to_the_lake_with_inputs_and_features(ws, harness, monkeypatch):
+    from plinth.quality.profiles import get_profile
+
+    # The writer never profiles its appends (monitoring does), even when the server's
+    # environment turns profiling on for ingests.
+    monkeypatch.setenv("PLINTH_PROFILE_ON_INGEST", "true")
+
     async def body(client):
         answers = []
         for i in range(25):
@@ -273,6 +279,8 @@ def test_every_answer_is_logged_to_the_lake_with_inputs_and_features(ws, harness
     np.testing.assert_allclose(first["prediction"], answers[0].json()["predictions"])
     assert (first["route"] == "primary").all() and (first["model_version"] == 1).all()
     assert str(first["event_time"].iloc[0]).startswith("2024-01-02")
+    versions = [v.version for v in ws.lake.history("predictions__risk")]
+    assert versions and all(get_profile(ws.catalog, "predictions__risk", v) is None for v in versions)
 
 
 def test_a_request_with_every_feature_needs_no_entity_key(ws, harness):

@@ -272,23 +272,37 @@ def _writer_main(conn: _Pipe) -> None:
     # Background work: requests come first. The log's rows are profiled by monitoring, not
     # on every append (a profile per flush would cost more than the write).
     os.nice(19)
-    settings = {**settings, "profile_on_ingest": False}
-    ws = Workspace(settings=Settings(**settings))
+    # Set after validation: the environment outranks values passed in, and the server's
+    # environment may well say PLINTH_PROFILE_ON_INGEST=true.
+    resolved = Settings(**settings).model_copy(update={"profile_on_ingest": False})
+    ws = Workspace(settings=resolved)
+    _warm_up(ws)
     privacy = LogPrivacy(ws)
-    buffered: list[LogEntry] = []
+    # Per model: the entries received, and their rows already in Arrow. Each message is
+    # converted as it arrives, so a flush is one concatenation and one commit instead of a
+    # burst of conversion work while the server answers requests.
+    pending: dict[str, tuple[list[LogEntry], list[pa.Table]]] = {}
     written = 0
+
+    def receive(payload: list[tuple[Any, ...]]) -> None:
+        by_model: dict[str, list[LogEntry]] = {}
+        for item in payload:
+            entry = LogEntry(*item)
+            by_model.setdefault(entry.model, []).append(entry)
+        for model, group in by_model.items():
+            entries, tables = pending.setdefault(model, ([], []))
+            entries.extend(group)
+            try:
+                tables.append(to_arrow(group))
+            except Exception:  # converted again, all together, at the flush
+                log.exception("prediction log rows for %s could not be converted", model)
 
     def write() -> None:
         nonlocal written
-        if not buffered:
-            return
-        by_model: dict[str, list[LogEntry]] = {}
-        for entry in buffered:
-            by_model.setdefault(entry.model, []).append(entry)
-        for model, group in by_model.items():
+        for model, (entries, tables) in pending.items():
             for attempt in range(5):
                 try:
-                    table = privacy.apply(model, group, to_arrow(group))
+                    table = privacy.apply(model, entries, _joined(entries, tables))
                     ws.lake.ingest(
                         table,
                         table=log_table(model),
@@ -302,7 +316,7 @@ def _writer_main(conn: _Pipe) -> None:
                 except Exception:
                     log.exception("prediction log write for %s failed (try %d)", model, attempt)
                     time.sleep(0.5 * (attempt + 1))
-        buffered.clear()
+        pending.clear()
 
     last = time.monotonic()
     try:
@@ -311,7 +325,7 @@ def _writer_main(conn: _Pipe) -> None:
             if conn.poll(wait):
                 kind, payload = conn.recv()
                 if kind == "rows":
-                    buffered.extend(LogEntry(*item) for item in payload)
+                    receive(payload)
                     continue
                 write()
                 last = time.monotonic()
@@ -326,6 +340,44 @@ def _writer_main(conn: _Pipe) -> None:
         write()  # the server went away without a close: keep what it sent
     finally:
         ws.close()
+
+
+def _joined(entries: list[LogEntry], tables: list[pa.Table]) -> pa.Table:
+    """One table of the rows of ``entries``, from the parts converted as they arrived.
+
+    Parts whose columns disagree (an input sent as a number, later as text) are converted
+    again together, which settles each column's type over all of them.
+
+    Example:
+        >>> # _joined(entries, [to_arrow(entries[:10]), to_arrow(entries[10:])]).num_rows
+    """
+    import pyarrow as pa
+
+    if sum(t.num_rows for t in tables) == sum(e.n for e in entries):
+        try:
+            # One chunk per column: Delta's Parquet writer is a third faster on it.
+            return pa.concat_tables(tables, promote_options="default").combine_chunks()
+        except (pa.ArrowInvalid, pa.ArrowTypeError):
+            pass
+    return to_arrow(entries)
+
+
+def _warm_up(ws: Workspace) -> None:
+    """Pay the writer's one-time costs at its start, while the server loads its models.
+
+    Imports and opening the catalog cost about a second of CPU; paid in the first flush, they
+    would take a core from the server while it answers requests.
+    """
+    import deltalake  # noqa: F401
+    import pandas  # noqa: F401
+    import pyarrow.compute
+    import pyarrow.parquet  # noqa: F401
+
+    from plinth.governance import pii  # noqa: F401
+    from plinth.registry import service  # noqa: F401
+
+    ws.models  # noqa: B018 - opens (and migrates) the catalog
+    ws.quality  # noqa: B018 - attaches the lake's ingest hooks
 
 
 class LogPrivacy:
