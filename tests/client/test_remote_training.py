@@ -173,12 +173,44 @@ def test_plinth_train_of_a_failing_script_fails_the_run(remote, server_client, t
     assert {a.name for a in detail.artifacts} == {"model.bin", "traceback.txt", "output.log"}
 
 
-def test_the_ray_launcher_is_refused_in_remote_mode(remote, tmp_path, capsys):
-    script = tmp_path / "fit.py"
-    script.write_text("print('never')\n")
-    code, err = _train(capsys, str(script), "--ray")
-    assert code == 1
-    assert "--ray" in err and "PLINTH_URL" in err and "Traceback" not in err
+NO_RUN_SCRIPT = """
+    import os
+
+    sum(i * i for i in range(300_000))  # some CPU time on every worker
+    print("rank", os.environ["RANK"], "done without a run")
+"""
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+def test_the_ray_launcher_records_its_run_on_the_server(
+    remote, server_client, ray_address, tmp_path, capsys
+):
+    pytest.importorskip("torch")
+    from tests.training.conftest import MLP
+
+    code, err = _train(
+        capsys, str(MLP), "--ray", ray_address, "--workers", "2", "-p", "epochs=2",
+        "--experiment", "remote-ray",
+    )  # fmt: skip
+    assert code == 0, err[-3000:]
+    detail = server_client.run(_run_id(err))
+    assert (detail.status, detail.launcher, detail.experiment) == (
+        "finished", "ray", "remote-ray"
+    )  # fmt: skip
+    assert detail.requested is not None and detail.requested["workers"] == 2
+    assert detail.metric_summaries["val_loss"].count == 2  # rank 0 logs the reduced loss
+    assert "model.pt" in {a.name for a in detail.artifacts}
+    assert sorted(r.rank for r in detail.resources) == [0, 1]
+    # A script without ws.run: each worker's use is still recorded, through the server.
+    script = tmp_path / "plain.py"
+    script.write_text(textwrap.dedent(NO_RUN_SCRIPT))
+    code, err = _train(capsys, str(script), "--ray", ray_address, "--workers", "2")
+    assert code == 0, err[-3000:]
+    plain = server_client.run(_run_id(err))
+    assert (plain.status, plain.launcher) == ("finished", "ray")
+    assert sorted(r.rank for r in plain.resources) == [0, 1]
+    assert all(r.cpu_seconds > 0 for r in plain.resources)
 
 
 DDP_SCRIPT = """
@@ -253,13 +285,21 @@ def _tune_files(tmp_path: Path) -> tuple[Path, Path]:
     return script, space
 
 
-def test_plinth_tune_records_the_search_on_the_server(remote, server_client, tmp_path, capsys):
+@pytest.mark.parametrize(
+    "on_ray", [False, pytest.param(True, marks=[pytest.mark.ray, pytest.mark.slow])]
+)
+def test_plinth_tune_records_the_search_on_the_server(
+    on_ray, remote, server_client, tmp_path, capsys, request
+):
     import json
 
     script, space = _tune_files(tmp_path)
+    # On Ray each trial is a Ray task that launches its script in remote mode on its node.
+    extra = ["--ray", request.getfixturevalue("ray_address"), "--parallel", "2"] if on_ray else []
     capsys.readouterr()
     code = main(["tune", str(script), "--space", str(space), "--trials", "3", "--metric",
-                 "score", "--seed", "1", "--experiment", "remote-tune", "--json"])  # fmt: skip
+                 "score", "--seed", "1", "--experiment", "remote-tune", "--json",
+                 *extra])  # fmt: skip
     out, err = capsys.readouterr()
     assert code == 0, err
     result = json.loads(out)
@@ -285,14 +325,10 @@ def test_plinth_tune_records_the_search_on_the_server(remote, server_client, tmp
     assert not remote.exists()  # nothing went to a local catalog
 
 
-def test_plinth_tune_is_refused_for_a_viewer_and_with_ray(remote, monkeypatch, world, tmp_path,
-                                                          capsys):  # fmt: skip
+def test_plinth_tune_is_refused_for_a_viewer(remote, monkeypatch, world, tmp_path, capsys):
     script, space = _tune_files(tmp_path)
     args = ["tune", str(script), "--space", str(space), "--trials", "1", "--metric", "score"]
     capsys.readouterr()
-    assert main([*args, "--ray", "auto"]) == 1
-    err = " ".join(capsys.readouterr().err.split())
-    assert "'plinth tune --ray' cannot record its trials through the server" in err
     monkeypatch.setenv("PLINTH_TOKEN", world.viewer_token)
     assert main(args) == 1
     err = capsys.readouterr().err

@@ -281,17 +281,8 @@ def _launch_remote(
     on_start: Callable[[Any], None] | None,
 ) -> LaunchResult:
     """:func:`launch` in remote mode: the run lives on the server ``PLINTH_URL`` names."""
-    from plinth._core.urls import redact_url
     from plinth.client.remote import RemoteClient
 
-    if spec.launcher == "ray":
-        raise ConfigError(
-            "'plinth train --ray' cannot record its run through the server yet "
-            f"(PLINTH_URL is {redact_url(ws.settings.url)}): the local launcher and --nproc "
-            "(torchrun on this machine) work in remote mode.",
-            hint="Leave out --ray to run on this machine recorded on the server, or unset "
-            "PLINTH_URL to launch it on Ray over a local catalog.",
-        )
     backend = backend_for(ws, spec)
     owned = stopper is None
     stopper = stopper or Stopper()

@@ -7,8 +7,11 @@ environment), so ``ws.run(...)`` attaches to the launcher's run. Ray's results g
 under the workspace home; checkpoints reported to Ray become run artifacts.
 
 The script must be readable at the same path on every node (one machine, or a shared
-filesystem) and the workspace reachable from the workers (a shared catalog and storage URL
-for a multi-node cluster).
+filesystem) and the workspace reachable from the workers: a shared catalog and storage URL
+for a multi-node cluster, or in remote mode (``PLINTH_URL``) the server, which the workers
+then record through. The environment handed to the workers (tokens, catalog passwords, the
+lake key) travels by object reference rather than inside the loop's configuration, which
+Ray keeps with the job (and Ray Train's first version wrote to the results folder).
 """
 
 from __future__ import annotations
@@ -166,7 +169,9 @@ class RayBackend:
         config = {
             "script": str(self.spec.script),
             "args": list(self.spec.args),
-            "env": worker_env,
+            # By reference: Ray Train keeps its loop config with the results, and the
+            # environment holds secrets (a server token, catalog passwords, the lake key).
+            "env": ray.put(worker_env),
             "cwd": os.getcwd(),
         }
         storage = self.ws.home / RESULTS_DIR
@@ -239,7 +244,8 @@ def _train_worker(config: dict[str, Any]) -> None:
 
     context = ray.train.get_context()
     rank = context.get_world_rank()
-    os.environ.update(config["env"])
+    env = ray.get(config["env"])
+    os.environ.update(env)
     os.environ["RANK"] = str(rank)
     os.environ["WORLD_SIZE"] = str(context.get_world_size())
     os.environ["LOCAL_RANK"] = str(context.get_local_rank())
@@ -260,21 +266,41 @@ def _train_worker(config: dict[str, Any]) -> None:
     finally:
         sys.argv = saved_argv
         sys.path[:] = saved_path
-        _record_usage(config["env"].get("PLINTH_RUN_ID", ""), rank, meter)
+        _record_usage(env.get("PLINTH_RUN_ID", ""), rank, meter)
 
 
 def _record_usage(run_id: str, rank: int, meter: Any) -> None:
-    """Record this worker's resource use unless the script's run already did."""
+    """Record this worker's resource use unless the script's run already did (in the
+    catalog, or on the server in remote mode)."""
     if not run_id:
         return
     from plinth._core.clock import utcnow
     from plinth.catalog.models import RunResource
     from plinth.workspace import Workspace
 
-    with contextlib.suppress(Exception), Workspace() as ws, ws.catalog.session() as session:
-        if session.get(RunResource, (run_id, rank)) is None:
-            session.add(
-                RunResource(
-                    run_id=run_id, rank=rank, recorded_at=utcnow(), **meter.usage().as_dict()
-                )
-            )
+    try:
+        with Workspace() as ws:
+            if ws.settings.url:
+                _record_usage_remote(ws, run_id, rank, meter)
+                return
+            with ws.catalog.session() as session:
+                if session.get(RunResource, (run_id, rank)) is None:
+                    usage = meter.usage().as_dict()
+                    session.add(
+                        RunResource(run_id=run_id, rank=rank, recorded_at=utcnow(), **usage)
+                    )
+    except Exception as exc:  # the script's own outcome matters more than its cost record
+        print(f"Could not record the resource use of rank {rank}: {exc}", file=sys.stderr)
+
+
+def _record_usage_remote(ws: Workspace, run_id: str, rank: int, meter: Any) -> None:
+    from plinth.client.remote import RemoteClient
+    from plinth.client.runs import RemoteRun
+
+    with RemoteClient(ws.settings.url, ws.settings.token or None) as client:
+        detail = client.run(run_id)
+        if any(r.rank == rank for r in detail.resources):
+            return
+        # As an attached rank: the usage is recorded, the launcher ends the run.
+        handle = RemoteRun(client, run_id, detail.experiment, attached=True, rank=rank)
+        handle.end("finished", usage=meter.usage())

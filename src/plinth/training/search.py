@@ -12,7 +12,9 @@ Locally trials run in threads (``--parallel K`` at a time), each its own process
 
 In remote mode (``PLINTH_URL``) the parent run and every trial's run are recorded on the
 server (the trials run on this machine, each launched as ``plinth train`` launches in remote
-mode), objectives are read from there and the tags set there; ``--ray`` is refused.
+mode), objectives are read from there and the tags set there. With ``--ray`` too, each
+trial's Ray task launches its script in remote mode on its node, so the cluster reaches the
+server, not the catalog.
 """
 
 from __future__ import annotations
@@ -307,15 +309,6 @@ def tune(
         raise ConfigError(
             f"Parameter(s) {', '.join(both)} are both fixed with --param and searched.",
             hint="Drop them from --param or from the search space.",
-        )
-    if ws.settings.url and spec.ray is not None:
-        from plinth._core.urls import redact_url
-
-        raise ConfigError(
-            "'plinth tune --ray' cannot record its trials through the server yet (PLINTH_URL is "
-            f"{redact_url(ws.settings.url)}): in remote mode the trials run on this machine.",
-            hint="Leave out --ray to run the trials here, recorded on the server, or unset "
-            "PLINTH_URL to run them on Ray over a local catalog.",
         )
     stopper = Stopper()
     runner: _LocalTrials | _RayTrials = (

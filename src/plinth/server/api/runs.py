@@ -41,7 +41,7 @@ class RunCreate(BaseModel):
     experiment: str = Field(min_length=1, max_length=128)
     params: dict[str, Any] | None = None
     tags: dict[str, Any] | None = None
-    launcher: Literal["api", "local", "torchrun", "tune"] = "api"
+    launcher: Literal["api", "local", "torchrun", "ray", "tune"] = "api"
     parent: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
     entry_point: str | None = Field(default=None, max_length=4096)
     arguments: list[str] | None = Field(default=None, max_length=1000)
