@@ -87,6 +87,7 @@ def test_quality_service_methods_are_pinned():
         "record_result",
         "recover_spools",
         "release",
+        "require_contract",
         "results",
         "spool_dir",
         "view_quarantined",

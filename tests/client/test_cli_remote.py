@@ -125,10 +125,8 @@ def test_a_viewer_token_cannot_move_an_alias(capsys, remote_env, world, monkeypa
 @pytest.mark.parametrize(
     "args",
     [
-        ("features", "apply"),
+        ("features", "materialize"),
         ("pipeline", "run", "prun_x"),
-        ("cost", "waste"),
-        ("token", "list"),
         ("server",),
     ],
     ids=lambda a: " ".join(a),

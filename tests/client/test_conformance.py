@@ -573,3 +573,272 @@ def test_remove_alias_with_a_reason(client, backend, world):
     removed = client.remove_alias("clf", alias, reason="retired")
     assert (removed.action, removed.reason, removed.previous_version) == ("remove", "retired", 2)
     assert alias not in client.model("clf").aliases
+
+
+# -- administration (tokens, roles) and cost reports (waste, prices, budgets) --------------
+
+
+def test_tokens_create_show_list_and_revoke(client, backend, world):
+    from plinth.catalog.audit import events
+    from plinth.governance.tokens import get_token, list_tokens
+
+    new = client.create_token(f"ci-{backend}", role="viewer", expires="30d")
+    info = new.info
+    assert new.secret.startswith("plt_") and new.secret not in repr(new)
+    assert (info.owner, info.created_by, info.status()) == (USER, USER, "active")
+    assert same(client.token(info.id), get_token(world.ws, info.id))
+    assert info.id in [t.id for t in client.tokens()]
+    assert [t.id for t in client.tokens()] == [t.id for t in list_tokens(world.ws)]
+    assert ("token:" + info.id, "viewer") in [(b.subject, b.role) for b in client.roles().bindings]
+    if backend == "remote":  # the secret works at once, and acts with the token's own role
+        from plinth.client import RemoteClient
+
+        with RemoteClient(world.server.url, new.secret) as ci:
+            assert ci.whoami().role == "viewer"
+    revoked = client.revoke_token(info.id)
+    assert revoked.status() == "revoked" and same(revoked, get_token(world.ws, info.id))
+    assert same(client.revoke_token(info.id), revoked)  # twice: unchanged
+    assert info.id not in [t.id for t in client.tokens(include_revoked=False)]
+    assert "token:" + info.id not in [b.subject for b in client.roles().bindings]
+    audited = events(world.ws, resource=f"token:{info.id}")
+    assert [(e.action, e.actor) for e in audited] == [
+        ("token.revoke", USER), ("token.create", USER)]  # fmt: skip
+    assert new.secret not in str([e.to_dict() for e in audited])
+
+
+def test_bad_token_requests_are_the_local_errors(client):
+    with pytest.raises(ConfigError, match="'soon' is not a token lifetime"):
+        client.create_token("ci", expires="soon")
+    with pytest.raises(ConfigError, match="'boss' is not a role"):
+        client.create_token("ci", role="boss")
+    with pytest.raises(NotFoundError, match="No token has the id 'tok_nope'"):
+        client.token("tok_nope")
+    with pytest.raises(NotFoundError, match="No token has the id 'tok_nope'"):
+        client.revoke_token("tok_nope")
+
+
+def test_roles_grant_list_and_revoke(client, backend, world):
+    from plinth.catalog.audit import events
+    from plinth.governance.roles import role_listing
+
+    subject = f"ana-{backend}"
+    granted = client.grant_role(subject, "deployer")
+    assert (granted.project, granted.subject, granted.role, granted.granted_by) == (
+        "default", subject, "deployer", USER)  # fmt: skip
+    listing = client.roles()
+    assert same(listing, role_listing(world.ws))
+    assert listing.implicit == {"project": "default", "subject": USER, "role": "admin"}
+    assert same(client.roles("default"), role_listing(world.ws, project="default"))
+    assert client.grant_role(subject, "viewer").role == "viewer"  # replaces the role
+    removed = client.revoke_role(subject)
+    assert removed.role == "viewer" and subject not in [b.subject for b in client.roles().bindings]
+    with pytest.raises(NotFoundError, match=f"'{subject}' holds no role in project 'default'"):
+        client.revoke_role(subject)
+    with pytest.raises(ConfigError, match="'boss' is not a role"):
+        client.grant_role(subject, "boss")
+    with pytest.raises(NotFoundError, match="No token has the id 'tok_nope'"):
+        client.grant_role("token:tok_nope", "viewer")
+    audited = events(world.ws, resource=f"role:default/{subject}")
+    assert [(e.action, e.actor) for e in audited] == [
+        ("role.revoke", USER), ("role.grant", USER), ("role.grant", USER)]  # fmt: skip
+
+
+def test_waste_prices_and_budgets_equal_the_services(client, world):
+    from plinth._core.clock import utcnow
+    from plinth.cost.budgets import evaluate_budgets
+    from plinth.cost.prices import prices_for
+    from plinth.cost.waste import waste_report
+
+    now = utcnow()
+    assert same(client.waste(until=now), waste_report(world.ws, now=now))
+    assert client.waste(until=now).to_dict() == waste_report(world.ws, now=now).to_dict()
+    assert client.prices().to_dict() == prices_for(world.settings).to_dict()
+    assert client.prices().cpu_core_hour == prices_for(world.settings).cpu_core_hour
+    assert client.evaluate_budgets() == evaluate_budgets(world.ws) == []  # none set
+
+
+def test_a_viewer_is_forbidden_to_administer(backend, world):
+    if backend == "local":
+        pytest.skip("N/A locally: a local client acts as the workspace's user (admin here).")
+    from plinth.client import RemoteClient
+    from plinth.governance.access import Forbidden
+    from plinth.governance.tokens import list_tokens
+
+    before = [t.id for t in list_tokens(world.ws)]
+    with RemoteClient(world.server.url, world.viewer_token) as viewer:
+        assert viewer.prices().to_dict() and viewer.waste().items == []  # reading is allowed
+        for call in (
+            lambda: viewer.tokens(),
+            lambda: viewer.roles(),
+            lambda: viewer.create_token("mine", role="admin"),
+            lambda: viewer.revoke_token(before[0]),
+            lambda: viewer.grant_role("ana", "admin"),
+            lambda: viewer.revoke_role("ana"),
+            lambda: viewer.evaluate_budgets(),
+        ):
+            with pytest.raises(Forbidden, match="may not"):
+                call()
+    assert [t.id for t in list_tokens(world.ws)] == before
+
+
+def test_a_token_cannot_reach_further_than_its_creator(backend, world):
+    if backend == "local":
+        pytest.skip("N/A locally: the catalog's own credentials administer every project.")
+    from plinth.client import RemoteClient
+    from plinth.governance.access import Forbidden
+    from plinth.governance.roles import grant, list_bindings
+
+    grant(world.ws, "bob", "admin", project="other")
+    with RemoteClient(world.server.url, world.admin_token) as admin:
+        with pytest.raises(Forbidden, match="may not tokens:admin in project 'other'"):
+            admin.grant_role("ana", "viewer", project="other")
+        with pytest.raises(Forbidden, match="may not tokens:admin in project 'other'"):
+            admin.create_token("ci", role="viewer", project="other")
+        with pytest.raises(Forbidden, match="may not tokens:admin in project 'other'"):
+            admin.create_token("as-bob", owner="bob")  # bob's token would be admin of 'other'
+        with pytest.raises(Forbidden, match="may not tokens:admin in project 'other'"):
+            admin.revoke_role("bob", project="other")
+        carol = admin.create_token("as-carol", owner="carol", expires="never")
+        assert (carol.info.owner, carol.info.created_by, carol.info.expires_at) == (
+            "carol", USER, None)  # fmt: skip
+        admin.revoke_token(carol.info.id)
+    assert ("other", "bob", "admin") in [(b.project, b.subject, b.role)
+                                         for b in list_bindings(world.ws)]  # fmt: skip
+
+
+def test_revoking_the_callers_own_token_works_as_locally(backend, world):
+    if backend == "local":
+        pytest.skip("N/A locally: no credentials are involved.")
+    from plinth.client import RemoteClient
+    from plinth.governance.access import Unauthenticated
+    from plinth.governance.tokens import create_token
+
+    own = create_token(world.ws, "last-admin", owner="dora", role="admin")
+    with RemoteClient(world.server.url, own.secret) as dora:
+        assert dora.whoami().role == "admin"
+        assert dora.revoke_token(own.info.id).status() == "revoked"
+        with pytest.raises(Unauthenticated, match="was revoked"):
+            dora.whoami()
+
+
+# -- definitions: data contracts and feature definitions -----------------------------------
+
+
+def test_apply_contract_then_list_and_show(client, backend, world):
+    table = f"planned_{backend}"  # no such table yet: a contract may come first
+    first = client.apply_contract(f"table: {table}\ncolumns:\n  a: {{not_null: true}}\n")
+    assert (first.table, first.version, first.changed) == (table, 1, True)
+    again = client.apply_contract(first.contract)
+    assert (again.version, again.changed) == (1, False)
+    second = client.apply_contract(f"table: {table}\ncolumns:\n  a: {{min: 0}}\n", "c.yaml")
+    assert (second.version, second.changed, second.origin) == (2, True, "c.yaml")
+    assert same(client.contracts(), world.ws.quality.contracts())
+    assert table in [c.table for c in client.contracts()]
+    assert same(client.contract(table, 1), world.ws.quality.contract(table, 1))
+    assert client.contract(table).contract.spec() == second.contract.spec()
+    events = client.audit(f"contract:{table}", action="contract.apply")
+    assert [(e.resource, e.actor) for e in events] == [
+        (f"contract:{table}@2", USER), (f"contract:{table}@1", USER),
+    ]  # fmt: skip
+
+
+def test_a_bad_or_missing_contract_is_the_same_error(client, tmp_path):
+    from plinth.errors import ContractError
+
+    with pytest.raises(ContractError, match="names columns the table does not have"):
+        client.apply_contract("table: flights\ncolumns:\n  nope: {min: 0}\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("table: flights\ncolumns:\n  delay: {minimum: 0}\n")
+    with pytest.raises(ContractError, match=r"bad.yaml is not a valid contract: line 3"):
+        client.apply_contract(bad)
+    with pytest.raises(NotFoundError, match=r"Table 'airports' has no contract\."):
+        client.contract("airports")
+    with pytest.raises(NotFoundError, match="has no contract version 7"):
+        client.contract("flights", 7)
+    assert "flights" not in [c.table for c in client.contracts()]  # nothing was recorded
+
+
+def test_apply_features_unchanged_and_the_same_errors(client, world):
+    import plinth
+
+    view = plinth.FeatureView(
+        "delays", source="flights", entities=[plinth.Entity("id")], timestamp=None,
+        features=["delay"],
+    )  # fmt: skip
+    changes = client.apply_features([view, plinth.FeatureService("delay_svc", ["delays:delay"])])
+    assert [(c.kind, c.name, c.version, c.status) for c in changes] == [
+        ("entity", "id", 1, "unchanged"), ("view", "delays", 1, "unchanged"),
+        ("service", "delay_svc", 1, "unchanged"),
+    ]  # fmt: skip
+    stray = plinth.FeatureView(
+        "strays", source="nope", entities=[plinth.Entity("id")], timestamp=None, features=["x"]
+    )
+    with pytest.raises(ConfigError, match="view 'strays' reads table 'nope', which does not"):
+        client.apply_features([stray])
+    with pytest.raises(ConfigError, match="does not exist"):
+        client.apply_features("no/such/features.py")
+    assert client.feature_definitions() == world.ws.features.definitions()
+
+
+def test_a_viewer_token_is_forbidden_to_apply_definitions(backend, world):
+    if backend == "local":
+        pytest.skip("N/A locally: a local client acts as the workspace's user (admin here).")
+    import plinth
+    from plinth.client import RemoteClient
+    from plinth.governance.access import Forbidden
+
+    with RemoteClient(world.server.url, world.viewer_token) as viewer:
+        with pytest.raises(Forbidden, match="may not tables:write"):
+            viewer.apply_contract("table: viewer_table\n")
+        with pytest.raises(Forbidden, match="may not features:write"):
+            viewer.apply_features([plinth.Entity("viewer_entity")])
+        assert viewer.contracts() == world.ws.quality.contracts()  # reading is allowed
+    assert world.ws.quality.contract("viewer_table") is None
+
+
+# -- models through the server: registering, alias history, diff, export ------------------
+
+
+def test_register_model_and_log_model_on_a_run(client, backend, world):
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    frame = pd.DataFrame({"x": [0.0, 1.0, 2.0, 3.0]})
+    model = LogisticRegression().fit(frame, [0, 0, 1, 1])
+    name = f"reg-{backend}"
+    info = client.register_model(model, name, signature=None, tags={"k": "v"})
+    assert (info.version, info.flavor, info.signature) == (1, "sklearn", None)
+    assert same(client.model_version(name, 1), world.ws.models.get(f"{name}:1"))
+    with client.start_run("reg") as run:
+        run.log_metric("auc", 0.8)
+        second = run.log_model(model, name, example=frame.head(2))
+    assert (second.version, second.run_id, second.metrics) == (2, run.id, {"auc": 0.8})
+    assert second.signature.describe_inputs() == ["x: float (float64)"]
+    loaded = world.ws.models.load(f"{name}:2")
+    assert np.array_equal(loaded.predict(frame), model.predict(frame))
+    with pytest.raises(RunNotFoundError):
+        client.register_model(model, name, run="run_nope")
+
+
+def test_alias_history_and_diff_equal_the_service(client, world):
+    assert same(client.alias_history("clf"), world.ws.models.alias_history("clf"))
+    history = world.ws.models.alias_history("clf", "champion")
+    assert same(client.alias_history("clf", "champion"), history)
+    diff = world.ws.models.diff("clf:1", "clf@champion")
+    assert same(client.diff_models("clf:1", "clf@champion"), diff)
+    assert same(client.diff_models("clf", "clf:1"), world.ws.models.diff("clf", "clf:1"))
+    with pytest.raises(ModelNotFoundError):
+        client.alias_history("ghost")
+    with pytest.raises(ModelNotFoundError):
+        client.diff_models("clf:1", "clf:99")
+
+
+def test_export_model_writes_the_verified_files(client, world, tmp_path):
+    path = client.export_model("clf", "champion", tmp_path / "got")
+    expected = world.ws.models.export("clf:1", tmp_path / "want")
+    names = sorted(p.name for p in expected.iterdir())
+    assert sorted(p.name for p in path.iterdir()) == names and "manifest.json" in names
+    assert all((path / n).read_bytes() == (expected / n).read_bytes() for n in names)
+    with pytest.raises(ModelNotFoundError):
+        client.export_model("clf", 99, tmp_path / "none")

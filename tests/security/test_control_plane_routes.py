@@ -40,6 +40,10 @@ BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/runs/{run_id}/inputs"): {"inputs": ["sensors"]},
     ("POST", "/runs/{run_id}/artifacts/{name:path}"): {"probe": 1},
     ("PUT", "/models/{name}/aliases/{alias}"): {"version": 1},
+    ("PUT", "/tables/{name}/contract"): {"contract": {"table": "sensors"}},
+    ("POST", "/features/apply"): {
+        "definitions": [{"kind": "entity", "name": "probe", "join_keys": ["probe"]}]
+    },
 }
 
 

@@ -2,7 +2,8 @@
 ``plinth role grant|revoke|list``.
 
 The commands act with the catalog's own credentials: whoever can write the catalog
-administers it. The HTTP APIs are where roles are enforced (see docs/security.md).
+administers it. The HTTP APIs are where roles are enforced (see docs/security.md). In remote
+mode (``PLINTH_URL``) they go through the server as the token's owner, who must be an admin.
 """
 
 from __future__ import annotations
@@ -65,12 +66,11 @@ def token_create(
 ) -> None:
     """Create a token and print it once: it is stored only as a hash."""
     from plinth.cli.output import console, print_json, when
-    from plinth.governance.tokens import create_token
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        new = create_token(ws, name, owner=owner, expires=expires, role=role, project=project)
-        project = project or ws.settings.project
+    with open_client(home) as client:
+        new = client.create_token(name, owner=owner, expires=expires, role=role, project=project)
+        project = project or client.whoami().project
     info = new.info
     if as_json:
         print_json({**info.to_dict(), "token": new.secret, "role": role, "project": project})
@@ -92,13 +92,11 @@ def token_list(
 ) -> None:
     """List tokens (never their secrets): id, name, owner, status, expiry, last use."""
     from plinth.cli.output import console, print_json, styled, when
-    from plinth.governance.roles import list_bindings
-    from plinth.governance.tokens import list_tokens
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        tokens = list_tokens(ws, include_revoked=show_revoked)
-        bindings = [b for b in list_bindings(ws) if b.subject.startswith("token:")]
+    with open_client(home) as client:
+        tokens = client.tokens(include_revoked=show_revoked)
+        bindings = [b for b in client.roles().bindings if b.subject.startswith("token:")]
     own: dict[str, list[str]] = {}
     for b in bindings:
         own.setdefault(b.subject[len("token:") :], []).append(f"{b.role}@{b.project}")
@@ -129,12 +127,11 @@ def token_revoke(
 ) -> None:
     """Revoke a token: servers refuse it within seconds; its own roles are removed."""
     from plinth.cli.output import console, when
-    from plinth.governance.tokens import get_token, revoke_token
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        before = get_token(ws, token_id)
-        info = revoke_token(ws, token_id)
+    with open_client(home) as client:
+        before = client.token(token_id)
+        info = client.revoke_token(token_id)
     if before.revoked_at is not None:
         console.print(f"Token {info.id} was already revoked at {when(before.revoked_at)} UTC.")
         return
@@ -155,11 +152,10 @@ def role_grant(
     home: HomeOption = None,
 ) -> None:
     """Give a subject a role in a project (replacing the role it held there)."""
-    from plinth.governance.roles import grant
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        binding = grant(ws, subject, role, project=project)
+    with open_client(home) as client:
+        binding = client.grant_role(subject, role, project=project)
     _print_binding("Granted", binding)
 
 
@@ -170,11 +166,10 @@ def role_revoke(
     home: HomeOption = None,
 ) -> None:
     """Take away a subject's role in a project."""
-    from plinth.governance.roles import revoke
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        binding = revoke(ws, subject, project=project)
+    with open_client(home) as client:
+        binding = client.revoke_role(subject, project=project)
     _print_binding("Revoked", binding)
 
 
@@ -192,28 +187,15 @@ def role_list(
     from rich.table import Table
 
     from plinth.cli.output import console, print_json
-    from plinth.governance.roles import implicit_role, list_bindings
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        bindings = list_bindings(ws, project=project)
-        settings = ws.settings
-    implicit = None
-    if (project or settings.project) == settings.project and not any(
-        b.subject == settings.user and b.project == settings.project for b in bindings
-    ):
-        implicit = implicit_role(settings, settings.user, settings.project)
+    with open_client(home) as client:
+        listing = client.roles(project)
+    bindings, implicit = listing.bindings, listing.implicit
     if as_json:
         rows = [b.to_dict() for b in bindings]
         if implicit:
-            rows.append(
-                {
-                    "project": settings.project,
-                    "subject": settings.user,
-                    "role": implicit,
-                    "implicit": True,
-                }
-            )
+            rows.append({**implicit, "implicit": True})
         print_json(rows)
         return
     if bindings:
@@ -228,6 +210,7 @@ def role_list(
         console.print("No role bindings. Grant one with 'plinth role grant SUBJECT ROLE'.")
     if implicit:
         console.print(
-            f"{settings.user} is {implicit} of project '{settings.project}' implicitly: the "
-            "workspace's own user, with the embedded catalog and no binding (docs/security.md)."
+            f"{implicit['subject']} is {implicit['role']} of project '{implicit['project']}' "
+            "implicitly: the workspace's own user, with the embedded catalog and no binding "
+            "(docs/security.md)."
         )

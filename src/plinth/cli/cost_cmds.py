@@ -191,13 +191,13 @@ def waste(
     """Utilization of requested CPU, memory and GPU; idle and over-provisioned items."""
 
     from plinth.cli.output import console, print_json, styled
+    from plinth.cli.remote import open_client
     from plinth.cost.accounting import parse_since
-    from plinth.cost.waste import IDLE, OVER_PROVISIONED, waste_report
-    from plinth.workspace import Workspace
+    from plinth.cost.waste import IDLE, OVER_PROVISIONED
 
     start = parse_since(since)
-    with Workspace(home) as ws:
-        report = waste_report(ws, start)
+    with open_client(home) as client:  # the server's, priced with its prices, in remote mode
+        report = client.waste(start)
     if as_json:
         print_json(report.to_dict())
         return
@@ -242,10 +242,11 @@ def prices(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """The effective price table: defaults with plinth.toml / PLINTH_PRICES overrides, sources."""
 
     from plinth.cli.output import console, print_json
-    from plinth.cost.prices import PRICES_AS_OF, PRICES_SOURCE, prices_for
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
+    from plinth.cost.prices import PRICES_AS_OF, PRICES_SOURCE
 
-    table_ = prices_for(Workspace(home).settings)
+    with open_client(home) as client:  # the server's own table in remote mode
+        table_ = client.prices()
     if as_json:
         print_json({"as_of": PRICES_AS_OF, "prices": table_.to_dict()})
         return
@@ -266,12 +267,11 @@ def budget(home: HomeOption = None, as_json: JsonOption = False) -> None:
     """Month-to-date spend against each project's budget; fire or resolve the 80%/100% alerts."""
 
     from plinth.cli.output import console, print_json
-    from plinth.cost.budgets import evaluate_budgets
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        statuses = evaluate_budgets(ws)
-        project = ws.settings.project
+    with open_client(home) as client:  # the server's budgets and alerts in remote mode
+        statuses = client.evaluate_budgets()
+        project = None if statuses else client.whoami().project  # named when none is set
     if as_json:
         print_json([s.to_dict() for s in statuses])
         return

@@ -43,10 +43,10 @@ def apply(
 ) -> None:
     """Lint the definitions in a Python file and record new versions of what changed."""
     from plinth.cli.output import console, styled
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        changes = ws.features.apply(path)
+    with open_client(home) as client:
+        changes = client.apply_features(path)
     colors = {"created": "green", "changed": "yellow", "unchanged": "dim"}
     for change in changes:
         console.print(

@@ -214,10 +214,10 @@ def alias_history(
     from rich.table import Table
 
     from plinth.cli.output import console, print_json, when
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        events = ws.models.alias_history(name, alias)
+    with open_client(home) as client:
+        events = client.alias_history(name, alias)
     if as_json:
         print_json([e.to_dict() for e in events])
         return
@@ -246,11 +246,11 @@ def diff(
     from rich.table import Table
 
     from plinth.cli.output import console, print_json, when
+    from plinth.cli.remote import open_client
     from plinth.registry.diff import SECTIONS
-    from plinth.workspace import Workspace
 
-    with Workspace(home) as ws:
-        result = ws.models.diff(first, second)
+    with open_client(home) as client:
+        result = client.diff_models(first, second)
     if as_json:
         print_json(result.to_dict())
         return
@@ -322,9 +322,11 @@ def export(
 ) -> None:
     """Copy a version's verified files and manifest to a folder."""
     from plinth.cli.output import console
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
+    from plinth.registry.uri import LATEST, parse_uri
 
-    with Workspace(home) as ws:
-        name, version = ws.models.resolve(uri)
-        path = ws.models.export(f"{name}:{version}", folder)
-    console.print(f"Exported {name} version {version} to {path}.")
+    ref = parse_uri(uri)
+    with open_client(home) as client:
+        info = client.model_version(ref.name, ref.version or ref.alias or LATEST)
+        path = client.export_model(info.name, info.version, folder)
+    console.print(f"Exported {info.name} version {info.version} to {path}.")

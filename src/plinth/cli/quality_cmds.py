@@ -37,22 +37,25 @@ def apply(
     home: HomeOption = None,
 ) -> None:
     """Validate contracts and record a new version of each one that changed."""
+    from plinth._core.settings import load_settings
     from plinth.cli.output import console, styled
+    from plinth.cli.remote import open_client
     from plinth.errors import ContractError
-    from plinth.workspace import Workspace
+    from plinth.quality.service import contracts_folder
 
-    with Workspace(home) as ws:
-        files = list(paths or [])
+    files = list(paths or [])
+    if not files:
+        # The project's folder on this machine, in remote mode too: the files are read here.
+        folder = contracts_folder(load_settings(home))
+        files = sorted(folder.glob("*.yaml"))
         if not files:
-            folder = ws.quality.contracts_dir()
-            files = sorted(folder.glob("*.yaml"))
-            if not files:
-                raise ContractError(
-                    f"No contract files in '{folder}'.",
-                    hint="Write contracts/<table>.yaml or pass the files to apply.",
-                )
+            raise ContractError(
+                f"No contract files in '{folder}'.",
+                hint="Write contracts/<table>.yaml or pass the files to apply.",
+            )
+    with open_client(home) as client:
         for path in files:
-            applied = ws.quality.apply(path)
+            applied = client.apply_contract(path)
             state = ("applied", "green") if applied.changed else ("unchanged", "dim")
             console.print(
                 styled(f"{applied.table}: contract v{applied.version} ", state, f"  ({path})")
@@ -65,10 +68,10 @@ def list_contracts(home: HomeOption = None, as_json: JsonOption = False) -> None
     from rich.table import Table
 
     from plinth.cli.output import console, print_json
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        found = ws.quality.contracts()
+    with open_client(home) as client:
+        found = client.contracts()
     if as_json:
         print_json([{"table": c.table, "version": c.version, "origin": c.origin} for c in found])
         return
@@ -90,16 +93,10 @@ def show_contract(
     import yaml
 
     from plinth.cli.output import console
-    from plinth.errors import NotFoundError
-    from plinth.workspace import Workspace
+    from plinth.cli.remote import open_client
 
-    with Workspace(home) as ws:
-        applied = ws.quality.contract(table, version)
-    if applied is None:
-        raise NotFoundError(
-            f"Table '{table}' has no contract" + (f" version {version}." if version else "."),
-            hint="Run 'plinth contract list' to see the contracts.",
-        )
+    with open_client(home) as client:
+        applied = client.contract(table, version)
     console.print(f"# {table}: contract v{applied.version}")
     console.print(yaml.safe_dump(applied.contract.spec(), sort_keys=False).rstrip())
 

@@ -39,6 +39,9 @@ REMOTE_COMMANDS = frozenset(
         ("models", "show"),
         ("models", "alias", "set"),
         ("models", "alias", "remove"),
+        ("models", "alias", "history"),
+        ("models", "diff"),
+        ("models", "export"),
         ("models", "card"),
         ("runs", "compare"),
         ("runs", "plot"),
@@ -63,6 +66,21 @@ REMOTE_COMMANDS = frozenset(
         ("features", "list"),
         ("pipeline", "logs"),
         ("tune",),
+        # definitions: data contracts and feature definitions
+        ("contract", "apply"),
+        ("contract", "list"),
+        ("contract", "show"),
+        ("features", "apply"),
+        # administration and cost reports
+        ("token", "create"),
+        ("token", "list"),
+        ("token", "revoke"),
+        ("role", "grant"),
+        ("role", "revoke"),
+        ("role", "list"),
+        ("cost", "waste"),
+        ("cost", "prices"),
+        ("cost", "budget"),
     }
 )
 

@@ -17,16 +17,24 @@ from plinth.client.base import AlertDetail, Identity
 if TYPE_CHECKING:
     from plinth.catalog.audit import AuditRecord, Verification
     from plinth.cost.accounting import CostReport
+    from plinth.cost.budgets import BudgetStatus
+    from plinth.cost.prices import PriceTable
+    from plinth.cost.waste import WasteReport
     from plinth.features.definitions import Definition
+    from plinth.features.registry import Change
     from plinth.features.service import FeatureViewInfo
     from plinth.governance.lineage import LineageGraph
+    from plinth.governance.roles import RoleBindingInfo, RoleListing
+    from plinth.governance.tokens import NewToken, TokenInfo
     from plinth.lake.records import TableInfo, VersionInfo
     from plinth.monitoring.alerts import AlertEventInfo, AlertInfo
     from plinth.monitoring.service import WindowDrift
     from plinth.pipelines.service import PipelineRunDetail, PipelineRunSummary
     from plinth.quality.observability import QualitySummary
+    from plinth.quality.service import AppliedContract
     from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
     from plinth.registry.card import ModelCard
+    from plinth.registry.diff import ModelDiff
     from plinth.serving.deployments import DeploymentInfo, RevisionInfo
     from plinth.tracking.history import MetricHistory
     from plinth.tracking.service import RunDetail, RunSummary
@@ -204,6 +212,19 @@ def alias_event_of(data: Json | None) -> AliasEvent | None:
     if not data:
         return None
     return AliasEvent(**{**_fields(AliasEvent, data), "at": when(data["at"])})
+
+
+def model_diff_of(data: Json) -> ModelDiff:
+    """Two versions side by side (the rows of ``ModelDiff``; ``created_at`` as a time)."""
+    from plinth.registry.diff import DiffRow, ModelDiff
+
+    rows = []
+    for row in data.get("rows") or []:
+        a, b = row.get("a"), row.get("b")
+        if row["section"] == "attribute" and row["key"] == "created_at":
+            a, b = (when(v) if v is not None else None for v in (a, b))
+        rows.append(DiffRow(row["section"], row["key"], a, b, bool(row["differs"])))
+    return ModelDiff(str(data["a"]), str(data["b"]), rows)
 
 
 def pipeline_run_of(data: Json) -> PipelineRunSummary:
@@ -543,3 +564,102 @@ def definitions_of(items: list[Json]) -> list[tuple[str, Definition, int]]:
             definition = FeatureService.from_spec(spec)
         found.append((kind, definition, version))
     return found
+
+
+def applied_contract_of(data: Json) -> AppliedContract:
+    """A contract version (``AppliedContract.to_dict()``), its contract rebuilt from the spec.
+
+    Example:
+        >>> applied_contract_of({"table": "t", "version": 2, "changed": False, "origin": None,
+        ...                      "contract": {"table": "t"}}).version
+        2
+    """
+    from plinth.quality.contracts import Contract
+    from plinth.quality.service import AppliedContract
+
+    return AppliedContract(
+        table=data["table"],
+        version=int(data["version"]),
+        contract=Contract.model_validate(data["contract"]),
+        changed=bool(data.get("changed")),
+        origin=data.get("origin"),
+    )
+
+
+def change_of(data: Json) -> Change:
+    """What applying one feature definition did.
+
+    Example:
+        >>> change_of({"kind": "view", "name": "w", "version": 2, "status": "changed"}).status
+        'changed'
+    """
+    from plinth.features.registry import Change
+
+    return Change(**_fields(Change, data))
+
+
+# -- administration and cost reports (tokens, roles, waste, prices, budgets) -----------------
+
+
+def token_of(data: Json) -> TokenInfo:
+    """A token's record (never its secret)."""
+    from plinth.governance.tokens import TokenInfo
+
+    times = ("created_at", "expires_at", "revoked_at", "last_used_at")
+    fields = _fields(TokenInfo, data)
+    return TokenInfo(**{**fields, **{k: when(data.get(k)) for k in times}})
+
+
+def new_token_of(data: Json) -> NewToken:
+    """A token just created, with its secret."""
+    from plinth.governance.tokens import NewToken
+
+    return NewToken(token_of(data), str(data["token"]))
+
+
+def binding_of(data: Json) -> RoleBindingInfo:
+    """One role binding."""
+    from plinth.governance.roles import RoleBindingInfo
+
+    return RoleBindingInfo(
+        **{**_fields(RoleBindingInfo, data), "granted_at": when(data["granted_at"])}
+    )
+
+
+def role_listing_of(data: Json) -> RoleListing:
+    """The role bindings and the implicit role holder, if any."""
+    from plinth.governance.roles import RoleListing
+
+    implicit = data.get("implicit")
+    return RoleListing(
+        [binding_of(b) for b in data["bindings"]], dict(implicit) if implicit else None
+    )
+
+
+def waste_of(data: Json) -> WasteReport:
+    """A waste report (its items most money wasted first, as sent)."""
+    from plinth.cost.waste import Utilization, WasteReport
+
+    items = []
+    for item in data["items"]:
+        fields = _fields(Utilization, item)
+        for key in ("utilization", "requested_usd", "used_usd", "wasted_usd"):
+            fields[key] = number(fields[key])
+        items.append(Utilization(**fields))
+    return WasteReport(items)
+
+
+def price_table_of(data: Json) -> PriceTable:
+    """The server's price table, by key in the server's order."""
+    from plinth.cost.prices import Price, PriceTable
+
+    prices = data.get("prices", data)
+    return PriceTable({key: Price(**_fields(Price, p)) for key, p in prices.items()})
+
+
+def budget_status_of(data: Json) -> BudgetStatus:
+    """One project's budget this month and what its alerts did."""
+    from plinth.cost.budgets import BudgetStatus
+
+    fields = _fields(BudgetStatus, data)
+    return BudgetStatus(**{**fields, "budget_usd": float(fields["budget_usd"])})

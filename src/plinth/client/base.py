@@ -13,7 +13,7 @@ Errors are the same classes too: an unknown model is a
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -24,16 +24,25 @@ if TYPE_CHECKING:
 
     from plinth.catalog.audit import AuditRecord, Verification
     from plinth.cost.accounting import CostReport
+    from plinth.cost.budgets import BudgetStatus
+    from plinth.cost.prices import PriceTable
+    from plinth.cost.waste import WasteReport
     from plinth.features.definitions import Definition
+    from plinth.features.registry import Change
     from plinth.features.service import FeatureViewInfo
     from plinth.governance.lineage import LineageGraph
+    from plinth.governance.roles import RoleBindingInfo, RoleListing
+    from plinth.governance.tokens import NewToken, TokenInfo
     from plinth.lake.records import TableInfo, VersionInfo
     from plinth.monitoring.alerts import AlertEventInfo, AlertInfo
     from plinth.monitoring.service import WindowDrift
     from plinth.pipelines.service import PipelineRunDetail, PipelineRunSummary
+    from plinth.quality.contracts import Contract
     from plinth.quality.observability import QualitySummary
+    from plinth.quality.service import AppliedContract
     from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
     from plinth.registry.card import ModelCard
+    from plinth.registry.diff import ModelDiff
     from plinth.serving.deployments import DeploymentInfo, RevisionInfo
     from plinth.tracking.history import MetricHistory
     from plinth.tracking.service import Comparison, RunDetail, RunSummary
@@ -181,6 +190,11 @@ class RunHandle(abc.ABC):
         training set); return its lineage id."""
 
     @abc.abstractmethod
+    def log_model(self, model: Any, name: str, **options: Any) -> ModelVersionInfo | None:
+        """Register ``model`` as the next version of ``name``, produced by this run (the
+        options of :func:`plinth.registry.log_model`); ``None`` on a rank other than 0."""
+
+    @abc.abstractmethod
     def flush(self) -> None:
         """Write every buffered metric point now."""
 
@@ -271,6 +285,32 @@ class PlinthClient(abc.ABC):
     def feature_definitions(self) -> list[tuple[str, Definition, int]]:
         """Every applied entity, feature view and service at its newest version, as
         ``(kind, definition, version)``: entities, then views, then services, each by name."""
+
+    # -- definitions: data contracts and feature definitions -------------------------------
+
+    @abc.abstractmethod
+    def apply_contract(
+        self, contract: Contract | str | Path, origin: str | None = None
+    ) -> AppliedContract:
+        """Validate a data contract (a ``Contract``, YAML text or a ``.yaml`` file, checked on
+        this machine first) against its table and record a new version if it changed; the
+        stored profiles of the columns it marks as personal data are scrubbed.
+        :class:`~plinth.errors.ContractError` for a bad contract."""
+
+    @abc.abstractmethod
+    def contracts(self) -> list[AppliedContract]:
+        """The latest contract of every table that has one, by table name."""
+
+    @abc.abstractmethod
+    def contract(self, table: str, version: int | None = None) -> AppliedContract:
+        """A table's contract (the latest version by default);
+        :class:`~plinth.errors.NotFoundError` when it has none."""
+
+    @abc.abstractmethod
+    def apply_features(self, definitions: str | Path | Sequence[Any]) -> list[Change]:
+        """Lint definitions (a Python file, loaded on this machine, or the objects) against
+        the lake and record a new version of each one that changed;
+        :class:`~plinth.errors.ConfigError` naming every problem."""
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -373,6 +413,40 @@ class PlinthClient(abc.ABC):
     def gate_decisions(self, name: str, version: int | None = None) -> list[dict[str, Any]]:
         """The promotion-gate decisions recorded for a model (or one version), newest first."""
 
+    # -- registry: registering, history, diff, export (models through the server) ---------
+
+    @abc.abstractmethod
+    def register_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        run: Any = None,
+        features: Any = None,
+        signature: Any = "auto",
+        example: Any = None,
+        training_set: Any = None,
+        metrics: Mapping[str, float] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        flavor: str | None = None,
+    ) -> ModelVersionInfo:
+        """Register ``model`` as the next version of ``name`` (the options of
+        :meth:`plinth.registry.service.Registry.register`); remotely it is packaged here,
+        its files uploaded, and the version recorded on the server."""
+
+    @abc.abstractmethod
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        """Every change of a model's aliases (or of one alias), oldest first."""
+
+    @abc.abstractmethod
+    def diff_models(self, uri_a: str, uri_b: str) -> ModelDiff:
+        """Two versions (model URIs) side by side, as ``plinth models diff`` shows them."""
+
+    @abc.abstractmethod
+    def export_model(self, name: str, version: int | str, folder: str | Path) -> Path:
+        """Write a version's files and ``manifest.json`` to ``folder`` (verified); return it."""
+
     # -- pipelines, deployments, monitoring ------------------------------------------------
 
     @abc.abstractmethod
@@ -454,6 +528,58 @@ class PlinthClient(abc.ABC):
     @abc.abstractmethod
     def whoami(self) -> Identity:
         """Who this client acts as, and what it may do."""
+
+    # -- administration and cost reports ----------------------------------------------------
+
+    @abc.abstractmethod
+    def tokens(self, include_revoked: bool = True) -> list[TokenInfo]:
+        """Every API token's record (never a secret), newest first."""
+
+    @abc.abstractmethod
+    def token(self, token_id: str) -> TokenInfo:
+        """One token's record; :class:`~plinth.errors.NotFoundError` when unknown."""
+
+    @abc.abstractmethod
+    def create_token(
+        self,
+        name: str,
+        *,
+        owner: str | None = None,
+        expires: str | None = "90d",
+        role: str | None = None,
+        project: str | None = None,
+    ) -> NewToken:
+        """Create a token acting for ``owner`` (the caller by default), with a role of its own
+        in ``project`` when ``role`` is given; its secret is in the result, and only there."""
+
+    @abc.abstractmethod
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        """Revoke a token and its own roles; revoking twice changes nothing."""
+
+    @abc.abstractmethod
+    def roles(self, project: str | None = None) -> RoleListing:
+        """Every role binding (or one project's), and the implicit admin of an embedded
+        catalog."""
+
+    @abc.abstractmethod
+    def grant_role(self, subject: str, role: str, project: str | None = None) -> RoleBindingInfo:
+        """Give ``subject`` ``role`` in ``project`` (the catalog's project by default)."""
+
+    @abc.abstractmethod
+    def revoke_role(self, subject: str, project: str | None = None) -> RoleBindingInfo:
+        """Take away ``subject``'s role in ``project``; ``NotFoundError`` when it has none."""
+
+    @abc.abstractmethod
+    def waste(self, since: datetime | None = None, until: datetime | None = None) -> WasteReport:
+        """Utilization of what runs and deployments requested from ``since`` to ``until``."""
+
+    @abc.abstractmethod
+    def prices(self) -> PriceTable:
+        """The price table costs are computed with (the server's, remotely)."""
+
+    @abc.abstractmethod
+    def evaluate_budgets(self) -> list[BudgetStatus]:
+        """Month-to-date spend against each budget; fires or resolves the budget alerts."""
 
     # -- lifetime --------------------------------------------------------------------------
 

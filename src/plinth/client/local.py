@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -24,16 +24,25 @@ if TYPE_CHECKING:
 
     from plinth.catalog.audit import AuditRecord, Verification
     from plinth.cost.accounting import CostReport
+    from plinth.cost.budgets import BudgetStatus
+    from plinth.cost.prices import PriceTable
+    from plinth.cost.waste import WasteReport
     from plinth.features.definitions import Definition
+    from plinth.features.registry import Change
     from plinth.features.service import FeatureViewInfo
     from plinth.governance.lineage import LineageGraph
+    from plinth.governance.roles import RoleBindingInfo, RoleListing
+    from plinth.governance.tokens import NewToken, TokenInfo
     from plinth.lake.records import TableInfo, VersionInfo
     from plinth.monitoring.alerts import AlertInfo
     from plinth.monitoring.service import WindowDrift
     from plinth.pipelines.service import PipelineRunDetail, PipelineRunSummary
+    from plinth.quality.contracts import Contract
     from plinth.quality.observability import QualitySummary
+    from plinth.quality.service import AppliedContract
     from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
     from plinth.registry.card import ModelCard
+    from plinth.registry.diff import ModelDiff
     from plinth.serving.deployments import DeploymentInfo, RevisionInfo
     from plinth.tracking.history import MetricHistory
     from plinth.tracking.run import Run
@@ -159,6 +168,15 @@ class LocalRun(RunHandle):
                 f"Run {self.id} has ended ({self._run.status}); nothing more can be logged to it.",
                 hint="Start a new run with client.start_run(...).",
             )
+
+    def log_model(self, model: Any, name: str, **options: Any) -> ModelVersionInfo | None:
+        """Register a model version produced by this run (see
+        :func:`plinth.registry.log_model`).
+
+        Example:
+            >>> # run.log_model(model, "delay", example=frame[:5])
+        """
+        return self._run.log_model(model, name, **options)
 
     def flush(self) -> None:
         """Write queued metric points now.
@@ -302,6 +320,42 @@ class LocalClient(PlinthClient):
             >>> # [(kind, d.name) for kind, d, _ in client.feature_definitions()]
         """
         return self.ws.features.definitions()
+
+    # -- definitions: data contracts and feature definitions -------------------------------
+
+    def apply_contract(
+        self, contract: Contract | str | Path, origin: str | None = None
+    ) -> AppliedContract:
+        """Validate a data contract and record it if it changed.
+
+        Example:
+            >>> # client.apply_contract(Path("contracts/flights.yaml")).version
+        """
+        return self.ws.quality.apply(contract, origin)
+
+    def contracts(self) -> list[AppliedContract]:
+        """The latest contract of every table that has one.
+
+        Example:
+            >>> # [c.table for c in client.contracts()]
+        """
+        return self.ws.quality.contracts()
+
+    def contract(self, table: str, version: int | None = None) -> AppliedContract:
+        """A table's contract, the latest version by default.
+
+        Example:
+            >>> # client.contract("flights").contract.row_checks()
+        """
+        return self.ws.quality.require_contract(table, version)
+
+    def apply_features(self, definitions: str | Path | Sequence[Any]) -> list[Change]:
+        """Lint definitions (a Python file or the objects) and record what changed.
+
+        Example:
+            >>> # [c.status for c in client.apply_features("features.py")]
+        """
+        return self.ws.features.apply(definitions)
 
     # -- runs ------------------------------------------------------------------------------
 
@@ -457,6 +511,67 @@ class LocalClient(PlinthClient):
         self.ws.models.versions(name)  # ModelNotFoundError, as the server answers
         return decisions(self.ws, name, version)
 
+    # -- registry: registering, history, diff, export ---------------------------------------
+
+    def register_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        run: Any = None,
+        features: Any = None,
+        signature: Any = "auto",
+        example: Any = None,
+        training_set: Any = None,
+        metrics: Mapping[str, float] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        flavor: str | None = None,
+    ) -> ModelVersionInfo:
+        """Register the next version of a model in the local registry.
+
+        Example:
+            >>> # client.register_model(model, "delay", run=run, example=frame[:5])
+        """
+        return self.ws.models.register(
+            model,
+            name,
+            run=run,
+            features=features,
+            signature=signature,
+            example=example,
+            training_set=training_set,
+            metrics=metrics,
+            description=description,
+            tags=tags,
+            flavor=flavor,
+        )
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        """Every change of a model's aliases, oldest first.
+
+        Example:
+            >>> # [(e.action, e.version) for e in client.alias_history("delay", "champion")]
+        """
+        return self.ws.models.alias_history(name, alias)
+
+    def diff_models(self, uri_a: str, uri_b: str) -> ModelDiff:
+        """Two versions side by side.
+
+        Example:
+            >>> # [r.key for r in client.diff_models("delay:1", "delay:2").rows if r.differs]
+        """
+        return self.ws.models.diff(uri_a, uri_b)
+
+    def export_model(self, name: str, version: int | str, folder: str | Path) -> Path:
+        """Copy a version's verified files and manifest to a folder.
+
+        Example:
+            >>> # client.export_model("delay", "champion", "exports/delay")
+        """
+        info = self.model_version(name, version)
+        return self.ws.models.export(f"{info.name}:{info.version}", folder)
+
     # -- pipelines, deployments, monitoring ------------------------------------------------
 
     def pipeline_runs(
@@ -563,6 +678,116 @@ class LocalClient(PlinthClient):
         from plinth.cost.accounting import cost_report
 
         return cost_report(self.ws, by, since, now=until)
+
+    # -- administration and cost reports ----------------------------------------------------
+
+    def tokens(self, include_revoked: bool = True) -> list[TokenInfo]:
+        """Every API token's record, newest first.
+
+        Example:
+            >>> # [(t.id, t.status()) for t in client.tokens(include_revoked=False)]
+        """
+        from plinth.governance.tokens import list_tokens
+
+        return list_tokens(self.ws, include_revoked=include_revoked)
+
+    def token(self, token_id: str) -> TokenInfo:
+        """One token's record.
+
+        Example:
+            >>> # client.token("tok_01J...").status()
+        """
+        from plinth.governance.tokens import get_token
+
+        return get_token(self.ws, token_id)
+
+    def create_token(
+        self,
+        name: str,
+        *,
+        owner: str | None = None,
+        expires: str | None = "90d",
+        role: str | None = None,
+        project: str | None = None,
+    ) -> NewToken:
+        """Create a token for ``owner`` (the workspace's user by default).
+
+        Example:
+            >>> # client.create_token("ci", role="viewer", expires="30d").secret
+        """
+        from plinth.governance.tokens import create_token
+
+        return create_token(self.ws, name, owner=owner, expires=expires, role=role, project=project)
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        """Revoke a token and its own roles.
+
+        Example:
+            >>> # client.revoke_token("tok_01J...").status()
+        """
+        from plinth.governance.tokens import revoke_token
+
+        return revoke_token(self.ws, token_id)
+
+    def roles(self, project: str | None = None) -> RoleListing:
+        """The role bindings and the implicit admin.
+
+        Example:
+            >>> # [(b.subject, b.role) for b in client.roles().bindings]
+        """
+        from plinth.governance.roles import role_listing
+
+        return role_listing(self.ws, project=project)
+
+    def grant_role(self, subject: str, role: str, project: str | None = None) -> RoleBindingInfo:
+        """Give a subject a role in a project.
+
+        Example:
+            >>> # client.grant_role("ana", "deployer")
+        """
+        from plinth.governance.roles import grant
+
+        return grant(self.ws, subject, role, project=project)
+
+    def revoke_role(self, subject: str, project: str | None = None) -> RoleBindingInfo:
+        """Take away a subject's role in a project.
+
+        Example:
+            >>> # client.revoke_role("ana")
+        """
+        from plinth.governance.roles import revoke
+
+        return revoke(self.ws, subject, project=project)
+
+    def waste(self, since: datetime | None = None, until: datetime | None = None) -> WasteReport:
+        """Utilization of what runs and deployments requested.
+
+        Example:
+            >>> # client.waste(parse_since("30d")).wasted_usd
+        """
+        from plinth.cost.waste import waste_report
+
+        return waste_report(self.ws, since, now=until)
+
+    def prices(self) -> PriceTable:
+        """The workspace's price table.
+
+        Example:
+            >>> # client.prices().cpu_core_hour
+        """
+        from plinth.cost.prices import prices_for
+
+        return prices_for(self.ws.settings)
+
+    def evaluate_budgets(self) -> list[BudgetStatus]:
+        """Evaluate the budgets and their alerts.
+
+        Example:
+            >>> # [(b.project, b.share) for b in client.evaluate_budgets()]
+        """
+        from plinth.cost.budgets import evaluate_budgets
+
+        return evaluate_budgets(self.ws)
 
     # -- governance ------------------------------------------------------------------------
 

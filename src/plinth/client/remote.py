@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
@@ -33,16 +33,25 @@ if TYPE_CHECKING:
     from plinth.catalog.audit import AuditRecord, Verification
     from plinth.client.base import AlertDetail
     from plinth.cost.accounting import CostReport
+    from plinth.cost.budgets import BudgetStatus
+    from plinth.cost.prices import PriceTable
+    from plinth.cost.waste import WasteReport
     from plinth.features.definitions import Definition
+    from plinth.features.registry import Change
     from plinth.features.service import FeatureViewInfo
     from plinth.governance.lineage import LineageGraph
+    from plinth.governance.roles import RoleBindingInfo, RoleListing
+    from plinth.governance.tokens import NewToken, TokenInfo
     from plinth.lake.records import TableInfo, VersionInfo
     from plinth.monitoring.alerts import AlertInfo
     from plinth.monitoring.service import WindowDrift
     from plinth.pipelines.service import PipelineRunDetail, PipelineRunSummary
+    from plinth.quality.contracts import Contract
     from plinth.quality.observability import QualitySummary
+    from plinth.quality.service import AppliedContract
     from plinth.registry import AliasEvent, ModelSummary, ModelVersionInfo
     from plinth.registry.card import ModelCard
+    from plinth.registry.diff import ModelDiff
     from plinth.serving.deployments import DeploymentInfo, RevisionInfo
     from plinth.tracking.history import MetricHistory
     from plinth.tracking.service import Comparison, RunDetail, RunSummary
@@ -307,6 +316,59 @@ class RemoteClient(PlinthClient):
         """
         return decode.definitions_of(list(self._walk("/features/definitions")))
 
+    # -- definitions: data contracts and feature definitions -------------------------------
+
+    def apply_contract(
+        self, contract: Contract | str | Path, origin: str | None = None
+    ) -> AppliedContract:
+        """Validate a data contract here, then apply it on the server (needs
+        ``tables:write``), which checks it against the table.
+
+        Example:
+            >>> # client.apply_contract(Path("contracts/flights.yaml")).version
+        """
+        from plinth.quality.contracts import read_contract
+
+        contract, origin = read_contract(contract, origin)
+        body = {"contract": contract.spec(), "origin": origin}
+        path = f"/tables/{self._part(contract.table)}/contract"
+        return decode.applied_contract_of(self._send("PUT", path, body))
+
+    def contracts(self) -> list[AppliedContract]:
+        """The latest contract of every table that has one.
+
+        Example:
+            >>> # [c.table for c in client.contracts()]
+        """
+        return [decode.applied_contract_of(c) for c in self._walk("/contracts")]
+
+    def contract(self, table: str, version: int | None = None) -> AppliedContract:
+        """A table's contract, the latest version by default.
+
+        Example:
+            >>> # client.contract("flights").contract.row_checks()
+        """
+        path = f"/tables/{self._part(table)}/contract"
+        return decode.applied_contract_of(self._get(path, {"version": version}))
+
+    def apply_features(self, definitions: str | Path | Sequence[Any]) -> list[Change]:
+        """Load definitions here (a Python file, or the objects), then lint and record them on
+        the server (needs ``features:write``), against the server's lake tables.
+
+        Example:
+            >>> # [c.status for c in client.apply_features("features.py")]
+        """
+        from plinth.features.definitions import collect, load_module, specs_of
+
+        if isinstance(definitions, str | Path):
+            found = load_module(definitions)
+        else:
+            found = collect(definitions)
+        if not found:
+            return []  # as locally: nothing to lint or record
+        answer = self._post("/features/apply", {"definitions": specs_of(found)})
+        return [decode.change_of(c) for c in answer["changes"]]
+
     # -- runs ------------------------------------------------------------------------------
 
     def runs(
@@ -523,6 +585,74 @@ class RemoteClient(PlinthClient):
         """
         return list(self._walk(f"/models/{self._part(name)}/gates", {"version": version}))
 
+    # -- registry: registering, history, diff, export ---------------------------------------
+
+    def register_model(
+        self,
+        model: Any,
+        name: str,
+        *,
+        run: Any = None,
+        features: Any = None,
+        signature: Any = "auto",
+        example: Any = None,
+        training_set: Any = None,
+        metrics: Mapping[str, float] | None = None,
+        description: str | None = None,
+        tags: Mapping[str, Any] | None = None,
+        flavor: str | None = None,
+    ) -> ModelVersionInfo:
+        """Package a model here, upload its files and register it on the server (needs
+        ``models:write``).
+
+        Example:
+            >>> # client.register_model(model, "delay", run=run, example=frame[:5])
+        """
+        from plinth.client import _remote_models
+
+        return _remote_models.register(
+            self, model, name, run=run, features=features, signature=signature,
+            example=example, training_set=training_set, metrics=metrics,
+            description=description, tags=tags, flavor=flavor,
+        )  # fmt: skip
+
+    def alias_history(self, name: str, alias: str | None = None) -> list[AliasEvent]:
+        """Every change of a model's aliases, oldest first.
+
+        Example:
+            >>> # [(e.action, e.version) for e in client.alias_history("delay", "champion")]
+        """
+        found = self._walk(f"/models/{self._part(name)}/alias-history", {"alias": alias})
+        return [e for e in map(decode.alias_event_of, found) if e is not None]
+
+    def diff_models(self, uri_a: str, uri_b: str) -> ModelDiff:
+        """Two versions side by side, compared on the server.
+
+        Example:
+            >>> # [r.key for r in client.diff_models("delay:1", "delay:2").rows if r.differs]
+        """
+        from plinth.registry.uri import parse_uri
+
+        def number(uri: str) -> tuple[str, int]:
+            ref = parse_uri(uri)
+            if ref.version is not None:
+                return ref.name, ref.version
+            return ref.name, self.model_version(ref.name, ref.alias or "latest").version
+
+        (a, x), (b, y) = number(uri_a), number(uri_b)
+        path = f"/models/{self._part(a)}/versions/{x}/diff/{self._part(b)}/{y}"
+        return decode.model_diff_of(self._get(path))
+
+    def export_model(self, name: str, version: int | str, folder: str | Path) -> Path:
+        """Download a version's files and manifest to a folder, each verified.
+
+        Example:
+            >>> # client.export_model("delay", "champion", "exports/delay")
+        """
+        from plinth.client import _remote_models
+
+        return _remote_models.export(self, name, version, folder)
+
     # -- pipelines, deployments, monitoring ------------------------------------------------
 
     def pipeline_runs(
@@ -638,6 +768,110 @@ class RemoteClient(PlinthClient):
             "until": as_utc(until).isoformat() if until is not None else None,
         }
         return decode.cost_report_of(self._get("/cost", params))
+
+    # -- administration and cost reports ----------------------------------------------------
+
+    def tokens(self, include_revoked: bool = True) -> list[TokenInfo]:
+        """Every API token's record, newest first (needs ``tokens:read``, an admin's).
+
+        Example:
+            >>> # [(t.id, t.status()) for t in client.tokens(include_revoked=False)]
+        """
+        params = {"include_revoked": "true" if include_revoked else "false"}
+        return [decode.token_of(t) for t in self._walk("/tokens", params)]
+
+    def token(self, token_id: str) -> TokenInfo:
+        """One token's record (needs ``tokens:read``).
+
+        Example:
+            >>> # client.token("tok_01J...").status()
+        """
+        return decode.token_of(self._get(f"/tokens/{self._part(token_id)}"))
+
+    def create_token(
+        self,
+        name: str,
+        *,
+        owner: str | None = None,
+        expires: str | None = "90d",
+        role: str | None = None,
+        project: str | None = None,
+    ) -> NewToken:
+        """Create a token on the server, for ``owner`` (the caller by default); needs
+        ``tokens:admin`` in the server's project, and in every project it reaches.
+
+        Example:
+            >>> # client.create_token("ci", role="viewer", expires="30d").secret
+        """
+        body = {"name": name, "owner": owner, "expires": expires, "role": role,
+                "project": project}  # fmt: skip
+        return decode.new_token_of(self._post("/tokens", body))
+
+    def revoke_token(self, token_id: str) -> TokenInfo:
+        """Revoke a token and its own roles (needs ``tokens:admin``).
+
+        Example:
+            >>> # client.revoke_token("tok_01J...").status()
+        """
+        return decode.token_of(self._send("DELETE", f"/tokens/{self._part(token_id)}"))
+
+    def roles(self, project: str | None = None) -> RoleListing:
+        """The server's role bindings and implicit admin (needs ``tokens:read``).
+
+        Example:
+            >>> # [(b.subject, b.role) for b in client.roles().bindings]
+        """
+        return decode.role_listing_of(self._get("/roles", {"project": project}))
+
+    def grant_role(self, subject: str, role: str, project: str | None = None) -> RoleBindingInfo:
+        """Give a subject a role in a project (needs ``tokens:admin`` there).
+
+        Example:
+            >>> # client.grant_role("ana", "deployer")
+        """
+        body = {"subject": subject, "role": role, "project": project}
+        return decode.binding_of(self._post("/roles", body))
+
+    def revoke_role(self, subject: str, project: str | None = None) -> RoleBindingInfo:
+        """Take away a subject's role in a project (needs ``tokens:admin`` there).
+
+        Example:
+            >>> # client.revoke_role("ana")
+        """
+        query = {"subject": subject, **({"project": project} if project else {})}
+        return decode.binding_of(self._send("DELETE", "/roles?" + urlencode(query)))
+
+    def waste(self, since: datetime | None = None, until: datetime | None = None) -> WasteReport:
+        """Utilization of what runs and deployments requested, priced on the server.
+
+        Example:
+            >>> # client.waste(parse_since("30d")).wasted_usd
+        """
+        from plinth._core.clock import as_utc
+        from plinth.cost.accounting import check_window
+
+        check_window(since, until)
+        params = {
+            "since": as_utc(since).isoformat() if since is not None else None,
+            "until": as_utc(until).isoformat() if until is not None else None,
+        }
+        return decode.waste_of(self._get("/cost/waste", params))
+
+    def prices(self) -> PriceTable:
+        """The server's price table (its defaults and overrides).
+
+        Example:
+            >>> # client.prices().cpu_core_hour
+        """
+        return decode.price_table_of(self._get("/cost/prices"))
+
+    def evaluate_budgets(self) -> list[BudgetStatus]:
+        """Evaluate the server's budgets and their alerts (needs ``monitoring:write``).
+
+        Example:
+            >>> # [(b.project, b.share) for b in client.evaluate_budgets()]
+        """
+        return [decode.budget_status_of(b) for b in self._post("/cost/budgets", None) or []]
 
     # -- governance ------------------------------------------------------------------------
 

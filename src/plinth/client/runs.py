@@ -11,7 +11,8 @@ raises its error) rather than dropping points.
 Training scripts get one too: with ``PLINTH_URL`` set, ``ws.run(...)`` returns a
 :class:`RemoteRun` (:func:`open_run`) with the methods of a local run that scripts use:
 artifacts are uploaded to the server's artifact store, inputs (``run.use``) recorded as
-lineage on the server, and the process's resource use sent with the end. Under ``plinth
+lineage on the server, models registered there (``run.log_model``: packaged here, files
+uploaded), and the process's resource use sent with the end. Under ``plinth
 train`` (``PLINTH_RUN_ID``) it attaches to the launcher's run instead of starting one. A run
 opened by ``ws.run`` is ended at interpreter exit (as a local run is); one from
 ``client.start_run`` is only flushed.
@@ -38,6 +39,7 @@ from plinth.tracking.resources import ResourceMeter
 if TYPE_CHECKING:
     from plinth._core.settings import Settings
     from plinth.client.remote import RemoteClient
+    from plinth.registry import ModelVersionInfo
     from plinth.tracking.resources import Usage
 
 __all__ = ["BATCH_SIZE", "INTERVAL_S", "RemoteRun", "open_run"]
@@ -269,6 +271,20 @@ class RemoteRun(RunHandle):
             )
         answer = self.client._post(f"/runs/{self.id}/inputs", {"inputs": [reference]})
         return str(answer["inputs"][0])
+
+    def log_model(self, model: Any, name: str, **options: Any) -> ModelVersionInfo | None:
+        """Register ``model`` on the server as the next version of ``name``, produced by
+        this run: packaged here as the local registry packages it (flavor files, signature,
+        input example), its files uploaded, the version linked to the run, its metrics
+        (buffered points are sent first) and its training set. The options are those of
+        :func:`plinth.registry.log_model`; other ranks than 0 get ``None``.
+
+        Example:
+            >>> # version = run.log_model(model, "delay", example=frame[:5])
+        """
+        if not self.logs:
+            return None
+        return self.client.register_model(model, name, run=self, **options)
 
     def _check_open(self) -> None:
         if self._status != "running":

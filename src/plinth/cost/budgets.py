@@ -155,9 +155,14 @@ def budget_status(
 
 
 def evaluate_budgets(
-    ws: Workspace, now: datetime | None = None, *, prices: PriceTable | None = None
+    ws: Workspace,
+    now: datetime | None = None,
+    *,
+    prices: PriceTable | None = None,
+    actor: str | None = None,
 ) -> list[BudgetStatus]:
     """Evaluate the workspace project's budget rules: fire at 80% and 100%, resolve below.
+    Alerts that fire or resolve are audited as ``actor`` (the workspace's user by default).
 
     Example:
         >>> # evaluate_budgets(ws)[0].transitions
@@ -166,7 +171,7 @@ def evaluate_budgets(
     from plinth.monitoring.alerts import AlertManager
 
     now = as_utc(now) if now else utcnow()
-    manager = AlertManager(ws)
+    manager = AlertManager(ws, actor=actor)
     found = []
     for status in budget_status(ws, now, prices=prices):
         if status.share is None:

@@ -294,3 +294,65 @@ def load_module(path: str | Path) -> list[Definition]:
             hint="Fix the error in the definitions file.",
         ) from exc
     return collect(vars(module).values())
+
+
+def specs_of(definitions: Iterable[Definition]) -> list[dict[str, Any]]:
+    """Definitions as JSON data, each its spec with its ``kind`` (what the API sends).
+
+    Example:
+        >>> specs_of([Entity("id")])
+        [{'kind': 'entity', 'name': 'id', 'join_keys': ['id'], 'description': ''}]
+    """
+    return [{"kind": kind_of(d), **d.spec()} for d in definitions]
+
+
+def from_specs(items: Iterable[Mapping[str, Any]]) -> list[Definition]:
+    """Rebuild definitions from :func:`specs_of` data (other keys, such as ``version``, are
+    ignored); a view's entities must be among the items. Malformed data is a ConfigError.
+
+    Example:
+        >>> [d.name for d in from_specs(specs_of([Entity("id")]))]
+        ['id']
+    """
+    items = list(items)
+    for index, item in enumerate(items, start=1):
+        kind = item.get("kind") if isinstance(item, Mapping) else None
+        if kind not in ("entity", "view", "service"):
+            raise ConfigError(
+                f"Definition {index} has kind {kind!r}, not 'entity', 'view' or 'service'.",
+                hint="Send each definition as its spec with its kind, as specs_of() makes it.",
+            )
+    entities = {str(i.get("name")): i for i in items if i["kind"] == "entity"}
+    built: dict[str, Entity] = {}
+    found: list[Definition] = []
+    for index, item in enumerate(items, start=1):
+        kind, name = item["kind"], item.get("name")
+        spec = {k: v for k, v in item.items() if k not in ("kind", "version")}
+        try:
+            if kind == "entity":
+                entity = Entity.from_spec(spec)
+                found.append(entity)  # a clash with a same-named one is collect()'s to report
+                built.setdefault(str(name), entity)
+            elif kind == "view":
+                names = [str(e) for e in spec["entities"]]
+                missing = [e for e in names if e not in entities]
+                if missing:
+                    raise ConfigError(
+                        f"Feature view {name!r} names entities that are not among the "
+                        f"definitions: {', '.join(missing)}.",
+                        hint="Send every entity a view uses along with the view.",
+                    )
+                for e in names:
+                    built.setdefault(e, Entity.from_spec(entities[e]))
+                found.append(FeatureView.from_spec({**spec, "entities": names}, built))
+            else:
+                found.append(FeatureService.from_spec(spec))
+        except ConfigError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = f"it lacks {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ConfigError(
+                f"Definition {index} ({kind} {name!r}) is malformed: {detail}.",
+                hint="Send each definition as its spec with its kind, as specs_of() makes it.",
+            ) from exc
+    return found

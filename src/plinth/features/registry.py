@@ -139,13 +139,19 @@ def _lint_view(ws: Workspace, view: FeatureView, connection: Any) -> list[str]:
     return problems
 
 
-def apply(ws: Workspace, definitions: Sequence[Definition]) -> list[Change]:
+def apply(
+    ws: Workspace, definitions: Sequence[Definition], *, actor: str | None = None
+) -> list[Change]:
     """Lint, then record a new version of every definition that is new or changed.
+
+    ``actor`` is who the catalog and the audit chain name (default: the workspace user; a
+    server passes its authenticated caller).
 
     Example:
         >>> # apply(ws, [origin, weather_view])
     """
     lint(ws, definitions)
+    actor = actor or ws.settings.user
     changes: list[Change] = []
     with ws.catalog.session() as session:
         for definition in definitions:
@@ -169,12 +175,12 @@ def apply(ws: Workspace, definitions: Sequence[Definition]) -> list[Change]:
                     spec=definition.spec(),
                     spec_hash=digest,
                     created_at=utcnow(),
-                    created_by=ws.settings.user,
+                    created_by=actor,
                 )
             )
             audit.record(
                 session,
-                actor=ws.settings.user,
+                actor=actor,
                 action="features.apply",
                 resource=f"{_RESOURCE_KINDS[kind]}:{definition.name}@{version}",
                 details={

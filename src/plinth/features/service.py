@@ -107,13 +107,24 @@ class Features:
 
     # -- definitions -----------------------------------------------------------------------
 
-    def apply(self, definitions: str | Path | Sequence[Any] | None = None) -> list[registry.Change]:
-        """Lint and record definitions: objects, or a Python file (default ``features.py``)."""
+    def apply(
+        self,
+        definitions: str | Path | Sequence[Any] | None = None,
+        *,
+        actor: str | None = None,
+    ) -> list[registry.Change]:
+        """Lint and record definitions: objects, or a Python file (default ``features.py``).
+
+        ``actor`` is who the catalog and the audit chain name (default: the workspace user).
+
+        Example:
+            >>> # [c.status for c in ws.features.apply("features.py")]
+        """
         if definitions is None or isinstance(definitions, str | Path):
             found = load_module(definitions or "features.py")
         else:
             found = collect(definitions)
-        return registry.apply(self.ws, found)
+        return registry.apply(self.ws, found, actor=actor)
 
     def views(self) -> dict[str, tuple[FeatureView, int]]:
         """The newest version of every applied feature view."""

@@ -50,6 +50,7 @@ __all__ = [
     "RESOURCES",
     "ROLES",
     "RoleBindingInfo",
+    "RoleListing",
     "bind",
     "bindings_of",
     "check_permission",
@@ -61,6 +62,7 @@ __all__ = [
     "list_bindings",
     "permissions_of",
     "revoke",
+    "role_listing",
 ]
 
 ROLES = ("viewer", "developer", "deployer", "admin")
@@ -329,6 +331,42 @@ def list_bindings(ws: Workspace, *, project: str | None = None) -> list[RoleBind
         query = query.where(RoleBinding.project == project)
     with ws.catalog.session() as session:
         return [_info(row) for row in session.scalars(query)]
+
+
+@dataclass(frozen=True)
+class RoleListing:
+    """What ``plinth role list`` shows: the bindings and, under the embedded rule, the
+    workspace's own user as the implicit role holder of its project (``None`` otherwise)."""
+
+    bindings: list[RoleBindingInfo]
+    implicit: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dictionary: ``bindings`` and ``implicit``."""
+        return {"bindings": [b.to_dict() for b in self.bindings], "implicit": self.implicit}
+
+
+def role_listing(ws: Workspace, *, project: str | None = None) -> RoleListing:
+    """Every role binding (or one project's) and the implicit admin of an embedded workspace,
+    when no binding names the workspace's user in its project.
+
+    Example:
+        >>> import tempfile
+        >>> from plinth.workspace import Workspace
+        >>> with Workspace(tempfile.mkdtemp()) as ws:
+        ...     role_listing(ws).implicit["role"]
+        'admin'
+    """
+    bindings = list_bindings(ws, project=project)
+    settings = ws.settings
+    implicit = None
+    if (project or settings.project) == settings.project and not any(
+        b.subject == settings.user and b.project == settings.project for b in bindings
+    ):
+        role = implicit_role(settings, settings.user, settings.project)
+        if role is not None:
+            implicit = {"project": settings.project, "subject": settings.user, "role": role}
+    return RoleListing(bindings, implicit)
 
 
 def bindings_of(session: Session, subjects: Iterable[str]) -> dict[str, dict[str, str]]:

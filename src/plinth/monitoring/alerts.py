@@ -328,8 +328,12 @@ class AlertManager:
         *,
         http_post: HttpPost | None = None,
         sleep: Callable[[float], Any] = time.sleep,
+        actor: str | None = None,
     ) -> None:
         self.ws = ws
+        #: Who evaluations are recorded and audited as: the workspace's user by default, the
+        #: caller when a server evaluates on someone's behalf.
+        self.actor = actor or ws.settings.user
         self._http_post = http_post or _default_post
         self._sleep = sleep
 
@@ -357,7 +361,7 @@ class AlertManager:
 
         now = as_utc(now) if now is not None else utcnow()
         verdict = rule.condition.evaluate(facts)
-        user = self.ws.settings.user
+        user = self.actor
         details = self._details(rule, verdict, facts, user)
         message = _message(rule, model_name, verdict)
         value = None if verdict.value is None or math.isnan(verdict.value) else verdict.value
@@ -539,7 +543,7 @@ class AlertManager:
                     kind="action",
                     action=result.action,
                     status=result.status,
-                    details={**result.details, "event": event, "by": self.ws.settings.user},
+                    details={**result.details, "event": event, "by": self.actor},
                     pipeline_run_id=result.pipeline_run_id,
                 )
             )

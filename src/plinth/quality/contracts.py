@@ -50,12 +50,17 @@ def parse_duration(text: str | int | float) -> timedelta:
         >>> parse_duration("2d")
         datetime.timedelta(days=2)
     """
-    if isinstance(text, int | float):
-        return timedelta(seconds=float(text))
-    match = _DURATION.match(str(text))
-    if not match:
-        raise ValueError(f"'{text}' is not a duration; use e.g. 30s, 15m, 6h, 2d or 1w")
-    return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    try:
+        if isinstance(text, int | float):
+            return timedelta(seconds=float(text))
+        match = _DURATION.match(str(text))
+        if match:
+            return timedelta(**{_UNITS[match.group(2)]: float(match.group(1))})
+    except OverflowError:
+        raise ValueError(f"'{text}' is a longer duration than a date can hold") from None
+    except ValueError:  # NaN
+        pass
+    raise ValueError(f"'{text}' is not a duration; use e.g. 30s, 15m, 6h, 2d or 1w")
 
 
 class Bound(BaseModel):
@@ -219,6 +224,22 @@ class Contract(BaseModel):
     freshness: FreshnessRule | None = None
     schema_rule: SchemaRule = Field(default_factory=SchemaRule, alias="schema")
 
+    @model_validator(mode="after")
+    def _integers_fit(self) -> Contract:
+        # JSON readers (the API's among them) hold integers in 64 bits: a larger one would be
+        # stored, then fail every read of the contract.
+        def walk(value: Any) -> None:
+            if isinstance(value, dict):
+                value = list(value.values())
+            if isinstance(value, list):
+                for item in value:
+                    walk(item)
+            elif isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise ValueError(f"{value} is larger than a 64-bit integer")
+
+        walk(self.spec())
+        return self
+
     def spec(self) -> dict[str, Any]:
         """The contract as plain JSON data (what the catalog stores)."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -276,6 +297,17 @@ def parse_contract(text: str, origin: str = "<string>") -> Contract:
         't'
     """
     data = load_yaml(text, origin, "contract", ContractError)
+    return contract_from_spec(data, origin, text)
+
+
+def contract_from_spec(data: Any, origin: str = "<spec>", text: str | None = None) -> Contract:
+    """Validate a contract given as plain data (what :meth:`Contract.spec` gives, or a parsed
+    YAML ``text``, whose lines the errors then name).
+
+    Example:
+        >>> contract_from_spec({"table": "t", "columns": {"a": {"min": 0}}}).table
+        't'
+    """
     if not isinstance(data, dict):
         raise ContractError(
             f"{origin}: a contract must be a mapping with at least 'table:'.",
@@ -287,9 +319,12 @@ def parse_contract(text: str, origin: str = "<string>") -> Contract:
         problems = []
         for err in exc.errors():
             loc = tuple(err["loc"])
+            path = ".".join(str(p) for p in loc if p not in {"Bound"}) or "(root)"
+            if text is None:  # plain data: no lines to name
+                problems.append(f"{path}: {err['msg']}")
+                continue
             line = line_of(text, loc, {"schema_rule": "schema"})
             where = f"line {line}" if line else "top level"
-            path = ".".join(str(p) for p in loc if p not in {"Bound"}) or "(root)"
             problems.append(f"{where}: {path}: {err['msg']}")
         raise ContractError(
             f"{origin} is not a valid contract: {'; '.join(problems)}.",
@@ -312,3 +347,28 @@ def load_contract(path: str | Path) -> Contract:
         error=ContractError,
     )
     return parse_contract(text, str(path))
+
+
+def read_contract(
+    contract: Contract | str | Path, origin: str | None = None
+) -> tuple[Contract, str | None]:
+    """A validated contract and where it came from: a ``Contract`` as it is, a ``.yaml`` path
+    (a ``Path``, or one line of text ending in ``.yaml``) loaded from the file, which is then
+    its origin, any other text parsed as YAML.
+
+    Example:
+        >>> read_contract("table: t\\n")[0].table
+        't'
+    """
+    if isinstance(contract, Contract):
+        return contract, origin
+    if isinstance(contract, Path) or (
+        isinstance(contract, str) and "\n" not in contract and contract.endswith(".yaml")
+    ):
+        return load_contract(contract), origin or str(contract)
+    if isinstance(contract, str):
+        return parse_contract(contract, origin or "<string>"), origin
+    raise ContractError(
+        f"A contract is a Contract, YAML text or a .yaml file, not {type(contract).__name__}.",
+        hint="Pass the contract file's path, or plinth.quality.contracts.Contract(...).",
+    )

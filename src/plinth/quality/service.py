@@ -20,7 +20,7 @@ from plinth._core.clock import utcnow
 from plinth.catalog import audit
 from plinth.catalog.models import ContractVersion, Ingest, QualityResult
 from plinth.errors import ContractError, NotFoundError
-from plinth.quality.contracts import Contract, load_contract, parse_contract
+from plinth.quality.contracts import Contract, read_contract
 from plinth.quality.gate import (
     INGEST_COLUMN,
     META_COLUMNS,
@@ -30,6 +30,7 @@ from plinth.quality.gate import (
 )
 
 if TYPE_CHECKING:
+    from plinth._core.settings import ResolvedSettings
     from plinth.governance.access import Principal
     from plinth.lake.hooks import IngestContext
     from plinth.lake.records import VersionInfo
@@ -49,6 +50,33 @@ class AppliedContract:
     contract: Contract
     changed: bool
     origin: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The contract version as the API answers it, the contract as its stored spec.
+
+        Example:
+            >>> c = Contract(table="t", columns={"a": {"min": 0}})
+            >>> AppliedContract("t", 1, c, True, None).to_dict()["contract"]["columns"]
+            {'a': {'not_null': False, 'unique': False, 'min': 0}}
+        """
+        return {"table": self.table, "version": self.version, "changed": self.changed,
+                "origin": self.origin, "contract": self.contract.spec()}  # fmt: skip
+
+
+def contracts_folder(resolved: ResolvedSettings) -> Path:
+    """The project folder holding ``<table>.yaml`` contracts (``PLINTH_CONTRACTS_DIR``),
+    relative to the folder of ``plinth.toml`` (else the current folder).
+
+    Example:
+        >>> from plinth._core.settings import load_settings
+        >>> contracts_folder(load_settings()).name
+        'contracts'
+    """
+    folder = Path(resolved.settings.contracts_dir).expanduser()
+    if folder.is_absolute():
+        return folder
+    base = resolved.config_file.parent if resolved.config_file is not None else Path.cwd()
+    return base / folder
 
 
 @dataclass(frozen=True)
@@ -96,25 +124,27 @@ class Quality:
 
     # -- contracts -------------------------------------------------------------------------
 
-    def apply(self, contract: Contract | str | Path, origin: str | None = None) -> AppliedContract:
+    def apply(
+        self,
+        contract: Contract | str | Path,
+        origin: str | None = None,
+        *,
+        actor: str | None = None,
+    ) -> AppliedContract:
         """Validate a contract (object, YAML text or file) and record it if it changed.
 
         A contract for an existing table is checked against the table's schema: unknown
         columns and rules that cannot be evaluated are refused here, before any ingest. The
         values of columns it marks as personal data (``pii``) are removed from the table's
-        stored profiles in the same transaction.
+        stored profiles in the same transaction. ``actor`` is who the catalog and the audit
+        chain name (default: the workspace user; a server passes its authenticated caller).
         """
         from plinth.quality.privacy import scrub_stored_profiles
 
-        if isinstance(contract, Path) or (
-            isinstance(contract, str) and "\n" not in contract and contract.endswith(".yaml")
-        ):
-            origin = origin or str(contract)
-            contract = load_contract(contract)
-        elif isinstance(contract, str):
-            contract = parse_contract(contract, origin or "<string>")
+        contract, origin = read_contract(contract, origin)
         self._validate_against_table(contract)
         spec_hash = contract.spec_hash()
+        actor = actor or self.ws.settings.user
         with self.catalog.session() as session:
             latest = self._latest_row(session, contract.table)
             if latest is not None and latest.spec_hash == spec_hash:
@@ -128,12 +158,12 @@ class Quality:
                     spec_hash=spec_hash,
                     origin=origin,
                     created_at=utcnow(),
-                    created_by=self.ws.settings.user,
+                    created_by=actor,
                 )
             )
             audit.record(
                 session,
-                actor=self.ws.settings.user,
+                actor=actor,
                 action="contract.apply",
                 resource=f"contract:{contract.table}@{version}",
                 details={"spec_hash": spec_hash, "origin": origin},
@@ -193,6 +223,20 @@ class Quality:
             contract = Contract.model_validate(row.spec)
             return AppliedContract(table, row.version, contract, False, row.origin)
 
+    def require_contract(self, table: str, version: int | None = None) -> AppliedContract:
+        """The table's contract (latest, or a given version); NotFoundError when it has none.
+
+        Example:
+            >>> # ws.quality.require_contract("flights", 2).contract.row_checks()
+        """
+        applied = self.contract(table, version)
+        if applied is None:
+            raise NotFoundError(
+                f"Table '{table}' has no contract" + (f" version {version}." if version else "."),
+                hint="Run 'plinth contract list' to see the contracts.",
+            )
+        return applied
+
     def contracts(self) -> list[AppliedContract]:
         """Return the latest contract of every table that has one."""
         with self.catalog.session() as session:
@@ -202,12 +246,7 @@ class Quality:
 
     def contracts_dir(self) -> Path:
         """The project folder holding ``<table>.yaml`` contracts (``PLINTH_CONTRACTS_DIR``)."""
-        folder = Path(self.ws.settings.contracts_dir).expanduser()
-        if folder.is_absolute():
-            return folder
-        config = self.ws.resolved.config_file
-        base = config.parent if config is not None else Path.cwd()
-        return base / folder
+        return contracts_folder(self.ws.resolved)
 
     def _sync_file(self, table: str) -> None:
         path = self.contracts_dir() / f"{table}.yaml"

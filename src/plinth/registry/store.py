@@ -231,7 +231,31 @@ def export(
         >>> # export(ws, record.manifest_digest, record.files, Path("delay-3"))
     """
     data = ws.artifacts.get_bytes(manifest_digest)
-    manifest = parse_manifest(data)
+    return write_export(folder, manifest_digest, data, catalog_files, ws.artifacts.get_file)
+
+
+def write_export(
+    folder: Path,
+    manifest_digest: str,
+    manifest_data: bytes,
+    catalog_files: Mapping[str, str],
+    copy: Callable[[str, Path], Any],
+) -> Path:
+    """Check a version's manifest against the catalog's record, then write each file it
+    lists with ``copy(digest, path)`` (which must verify the bytes) and the manifest last.
+
+    The artifact store copies locally; a client copies from the server's download route.
+
+    Example:
+        >>> # write_export(Path("delay-3"), digest, manifest_bytes, files, store.get_file)
+    """
+    actual = _sha256(manifest_data)
+    if actual != manifest_digest:
+        raise IntegrityError(
+            f"The manifest sha256:{manifest_digest} read back hashes to sha256:{actual}.",
+            hint="The stored manifest was altered or corrupted; register the model again.",
+        )
+    manifest = parse_manifest(manifest_data)
     if {n: e["digest"] for n, e in manifest["files"].items()} != dict(catalog_files):
         raise IntegrityError(
             f"The manifest sha256:{manifest_digest} lists other files than the catalog records.",
@@ -239,9 +263,9 @@ def export(
         )
     folder.mkdir(parents=True, exist_ok=True)
     for name, entry in manifest["files"].items():
-        ws.artifacts.get_file(entry["digest"], folder / name)
+        copy(entry["digest"], folder / name)
     with atomic_writer(folder / MANIFEST) as handle:
-        handle.write(data)
+        handle.write(manifest_data)
     return folder
 
 

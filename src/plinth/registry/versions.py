@@ -12,8 +12,8 @@ version numbers (a clash on the unique version is retried).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
@@ -58,9 +58,16 @@ class RunFacts:
     git: dict[str, Any] | None
 
 
-def _run_facts(ws: Workspace, run: Any) -> RunFacts:
+def run_ref(run: Any) -> str | None:
+    """The id of the run a version links to (``None`` for none); a run handle's buffered
+    metrics are flushed first, so the version takes its last values.
+
+    Example:
+        >>> run_ref("run_01J")
+        'run_01J'
+    """
     if run is None:
-        return RunFacts(None, {}, None, None)
+        return None
     run_id = run if isinstance(run, str) else getattr(run, "id", None)
     if not isinstance(run_id, str):
         raise ConfigError(
@@ -69,6 +76,13 @@ def _run_facts(ws: Workspace, run: Any) -> RunFacts:
         )
     if not isinstance(run, str):
         run.flush()
+    return run_id
+
+
+def _run_facts(ws: Workspace, run: Any) -> RunFacts:
+    run_id = run_ref(run)
+    if run_id is None:
+        return RunFacts(None, {}, None, None)
     detail = ws.runs.get(run_id)
     metrics = {k: v for k, v in detail.metrics.items() if not math.isnan(v)}
     git = (detail.environment or {}).get("git") or None
@@ -105,12 +119,7 @@ def _training_set(
             return None, None
         return found, ws.features.training_set(found).table
     if hasattr(training_set, "table") and hasattr(training_set, "id"):
-        if training_set.id is None:
-            raise ConfigError(
-                "The training set was built with record=False, so the model cannot be "
-                "linked to it.",
-                hint="Build it with ws.features.historical(..., record=True).",
-            )
+        training_set_ref(training_set)
         return training_set.id, training_set.table
     if isinstance(training_set, str):
         key = training_set.removeprefix("training_set:")
@@ -121,26 +130,83 @@ def _training_set(
                     hint="Build one with ws.features.historical(spine, service).",
                 )
         return key, ws.features.training_set(key).table
+    training_set_ref(training_set)  # a ConfigError for anything else
+    raise AssertionError("unreachable")
+
+
+def with_training_signature(packaged: Package, training_set: Any) -> Package:
+    """``packaged`` with its ``"auto"`` signature inferred from ``training_set`` (a training
+    set with its data, as ``ws.features.historical`` returns), as registering it would.
+
+    A client calls this before uploading, so the server need not load the model to infer
+    the output part. Anything else (no training set, a training set id) is left as is.
+
+    Example:
+        >>> # training = ws.features.historical(spine, "svc")
+        >>> # packaged = with_training_signature(package(model), training)
+    """
+    if packaged.signature != "auto" or not hasattr(training_set, "table"):
+        return packaged
+    names = packaged.feature_names or list(getattr(training_set, "features", None) or [])
+    module = get_flavor(packaged.flavor)
+    found = _table_signature(module, packaged.predictor, packaged.meta, training_set.table, names)
+    return replace(packaged, signature=found)
+
+
+def training_set_ref(training_set: Any) -> str | None:
+    """The id of a model's training set (``None`` for none): a training set's own, or the
+    id given (``ts_...`` or ``training_set:ts_...``).
+
+    Example:
+        >>> training_set_ref("training_set:ts_01")
+        'ts_01'
+    """
+    if training_set is None:
+        return None
+    if hasattr(training_set, "table") and hasattr(training_set, "id"):
+        if training_set.id is None:
+            raise ConfigError(
+                "The training set was built with record=False, so the model cannot be "
+                "linked to it.",
+                hint="Build it with ws.features.historical(..., record=True).",
+            )
+        return str(training_set.id)
+    if isinstance(training_set, str):
+        return training_set.removeprefix("training_set:")
     raise ConfigError(
         f"Cannot use a {type(training_set).__name__} as a model's training set.",
         hint="Pass a training set (ws.features.historical(...)) or its id 'ts_...'.",
     )
 
 
-def _feature_service(ws: Workspace, features: Any) -> tuple[str | None, int | None]:
+def feature_ref(features: Any) -> tuple[str, str | None] | None:
+    """What names a model's feature service: its name, and the digest of its definition
+    when given as a :class:`~plinth.FeatureService` (the exact form applied), else ``None``.
+
+    Example:
+        >>> feature_ref("delay")
+        ('delay', None)
+    """
     from plinth.features.definitions import FeatureService, spec_hash
 
     if features is None:
-        return None, None
+        return None
     if isinstance(features, FeatureService):
-        name, digest = features.name, spec_hash(features)
-    elif isinstance(features, str):
-        name, digest = features, None
-    else:
-        raise ConfigError(
-            f"Cannot use a {type(features).__name__} as a model's features.",
-            hint="Pass a FeatureService or the name of an applied one.",
-        )
+        return features.name, spec_hash(features)
+    if isinstance(features, str):
+        return features, None
+    raise ConfigError(
+        f"Cannot use a {type(features).__name__} as a model's features.",
+        hint="Pass a FeatureService or the name of an applied one.",
+    )
+
+
+def _feature_service(
+    ws: Workspace, ref: tuple[str, str | None] | None
+) -> tuple[str | None, int | None]:
+    if ref is None:
+        return None, None
+    name, digest = ref
     query = select(FeatureDefinition.version).where(
         FeatureDefinition.kind == "service", FeatureDefinition.name == name
     )
@@ -170,16 +236,12 @@ def _probe_output(flavor: Any, model: Any, meta: Mapping[str, Any], inputs: Any)
     return out
 
 
-def _signature(
-    signature: Any,
-    flavor: Any,
-    model: Any,
-    runtime: Any,
-    meta: Mapping[str, Any],
-    example: Any,
-    table: pa.Table | None,
-    features: list[str] | None,
-) -> Signature | None:
+def _given_signature(
+    signature: Any, flavor: Any, runtime: Any, meta: Mapping[str, Any], example: Any
+) -> Signature | str | None:
+    """The signature known without the training data: given, inferred from ``example``, or
+    ``"auto"`` when it is to be inferred from the training set (see :func:`_table_signature`).
+    """
     if signature is None or signature is False:
         return None
     if isinstance(signature, Signature):
@@ -191,28 +253,42 @@ def _signature(
             f"signature={signature!r} is not understood.",
             hint="Pass 'auto' (the default), None, a Signature, or its to_dict() form.",
         )
-    if example is not None:
-        inputs = Signature(describe_data(example))
-        prepared = inputs.prepare(example)
-        try:
-            output = _probe_output(flavor, runtime, meta, prepared)
-        except PlinthError:
-            raise
-        except Exception as exc:
-            raise ConfigError(
-                f"The model could not predict on the input example: {type(exc).__name__}: {exc}.",
-                hint="Pass an example of exactly what the model takes, or signature=None.",
-            ) from exc
-        return infer_signature(example, output)
+    if example is None:
+        return "auto"
+    inputs = Signature(describe_data(example))
+    prepared = inputs.prepare(example)
+    try:
+        output = _probe_output(flavor, runtime, meta, prepared)
+    except PlinthError:
+        raise
+    except Exception as exc:
+        raise ConfigError(
+            f"The model could not predict on the input example: {type(exc).__name__}: {exc}.",
+            hint="Pass an example of exactly what the model takes, or signature=None.",
+        ) from exc
+    return infer_signature(example, output)
+
+
+def _table_signature(
+    flavor: Any,
+    runtime: Callable[[], Any] | None,
+    meta: Mapping[str, Any],
+    table: pa.Table | None,
+    names: list[str] | None,
+) -> Signature | None:
+    """The signature inferred from the training set's columns the model was fitted on
+    (``names``), with the output of a prediction on a few rows; ``runtime()`` gives what
+    the flavor predicts with (None: the inputs only)."""
     if table is None:
         return None
-    names = _feature_names(flavor, model) or features
     if not names or any(n not in table.column_names for n in names):
         return None
     sample = table.select(names)
     inputs = Signature(describe_data(sample))
+    if runtime is None:
+        return inputs
     try:
-        output = _probe_output(flavor, runtime, meta, inputs.prepare(sample.slice(0, PROBE_ROWS)))
+        output = _probe_output(flavor, runtime(), meta, inputs.prepare(sample.slice(0, PROBE_ROWS)))
         return Signature(inputs.inputs, describe_data(output, output=True))
     except Exception:  # the columns were a guess; keep the inputs without the output
         return inputs
@@ -250,8 +326,10 @@ def training_summary(table: pa.Table) -> dict[str, Any]:
     return {"rows": rows, "columns": columns, "time_range": time_range}
 
 
-def _insert(ws: Workspace, name: str, fields: dict[str, Any]) -> ModelVersionInfo:
-    user = ws.settings.user
+def _insert(
+    ws: Workspace, name: str, fields: dict[str, Any], actor: str | None = None
+) -> ModelVersionInfo:
+    user = actor or ws.settings.user
     for attempt in range(_RETRIES):
         try:
             with ws.catalog.session() as session:
@@ -306,6 +384,80 @@ def _insert(ws: Workspace, name: str, fields: dict[str, Any]) -> ModelVersionInf
     raise AssertionError("unreachable")
 
 
+@dataclass(frozen=True)
+class Package:
+    """A model made ready to register, before anything is stored: the flavor's files and
+    metadata, the serialized input example, the signature (``"auto"`` while it is still to
+    be inferred from the training set), and the column names the model was fitted on.
+
+    ``runtime`` gives what the flavor predicts with: the object in memory when packaged in
+    this process, or one loaded from ``files``. ``trusted`` is False for a package that came
+    over the network: the server never loads (unpickles) a client's files, so a signature
+    it infers from the training set keeps the inputs only (the client infers the whole
+    signature itself when it holds the training set, see :func:`with_training_signature`).
+    """
+
+    flavor: str
+    files: dict[str, bytes]
+    meta: dict[str, Any]
+    example: tuple[bytes, str] | None
+    signature: Signature | str | None
+    feature_names: list[str] | None
+    runtime: Callable[[], Any] | None = None
+    trusted: bool = True
+
+    def predictor(self) -> Any:
+        """What the flavor predicts with: the packaged object, else the stored files loaded.
+
+        Example:
+            >>> # package(model, signature=None).predictor().predict(rows)
+        """
+        if self.runtime is not None:
+            return self.runtime()
+        module = get_flavor(self.flavor)
+        native = module.load(self.files, self.meta)
+        if hasattr(module, "runtime"):
+            return module.runtime(native, self.files, self.meta)
+        return native
+
+
+def package(
+    model: Any, *, signature: Any = "auto", example: Any = None, flavor: str | None = None
+) -> Package:
+    """Package ``model`` as a registry version is stored: its flavor's files and metadata,
+    the input example and the signature inferred from it (everything that needs the model
+    in memory; a client does this before uploading the files).
+
+    Example:
+        >>> from sklearn.linear_model import LinearRegression
+        >>> model = LinearRegression().fit([[0.0], [1.0]], [0.0, 2.0])
+        >>> package(model, signature=None).flavor
+        'sklearn'
+    """
+    flavor_name = flavor or detect(model)
+    module = get_flavor(flavor_name)
+    if not module.matches(model):
+        raise ConfigError(
+            f"A {class_path(model)} is not a {flavor_name} model.",
+            hint="Leave flavor out to detect it from the object.",
+        )
+    if type(example).__module__.startswith("torch"):
+        example = example.detach().cpu().numpy()
+    elif isinstance(example, Mapping | list):
+        example = to_frame(example)
+    files, meta = module.save(model)
+    runtime = module.runtime(model, files, meta) if hasattr(module, "runtime") else model
+    return Package(
+        flavor_name,
+        dict(files),
+        dict(meta),
+        store.example_bytes(example),
+        _given_signature(signature, module, runtime, meta, example),
+        _feature_names(module, model),
+        lambda: runtime,
+    )
+
+
 def register(
     ws: Workspace,
     model: Any,
@@ -327,22 +479,55 @@ def register(
         >>> # register(ws, booster, "delay", run=run, features="delay", example=frame[:5])
     """
     check_name(name)
-    flavor_name = flavor or detect(model)
-    module = get_flavor(flavor_name)
-    if not module.matches(model):
-        raise ConfigError(
-            f"A {class_path(model)} is not a {flavor_name} model.",
-            hint="Leave flavor out to detect it from the object.",
-        )
-    if type(example).__module__.startswith("torch"):
-        example = example.detach().cpu().numpy()
-    elif isinstance(example, Mapping | list):
-        example = to_frame(example)
+    packaged = package(model, signature=signature, example=example, flavor=flavor)
     facts = _run_facts(ws, run)
-    training_set_id, table = _training_set(ws, training_set, facts.id)
-    service, service_version = _feature_service(ws, features)
-    files, meta = module.save(model)
-    runtime = module.runtime(model, files, meta) if hasattr(module, "runtime") else model
+    training = _training_set(ws, training_set, facts.id)
+    service = _feature_service(ws, feature_ref(features))
+    return _register(ws, name, packaged, facts, training, service, metrics, description, tags)
+
+
+def register_package(
+    ws: Workspace,
+    name: str,
+    packaged: Package,
+    *,
+    run_id: str | None = None,
+    features: tuple[str, str | None] | None = None,
+    training_set: str | None = None,
+    metrics: Mapping[str, float] | None = None,
+    description: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    actor: str | None = None,
+) -> ModelVersionInfo:
+    """Register a model packaged elsewhere (by :func:`package`, on a client) as the next
+    version of ``name``: the same provenance, signature, storage and catalog row as
+    :func:`register`, recorded as ``actor`` (default: the workspace user).
+
+    Example:
+        >>> # register_package(ws, "delay", package(model), run_id="run_01J...", actor="ana")
+    """
+    check_name(name)
+    facts = _run_facts(ws, run_id)
+    training = _training_set(ws, training_set, facts.id)
+    service = _feature_service(ws, features)
+    return _register(
+        ws, name, packaged, facts, training, service, metrics, description, tags, actor
+    )
+
+
+def _register(
+    ws: Workspace,
+    name: str,
+    packaged: Package,
+    facts: RunFacts,
+    training: tuple[str | None, pa.Table | None],
+    service: tuple[str | None, int | None],
+    metrics: Mapping[str, float] | None,
+    description: str | None,
+    tags: Mapping[str, Any] | None,
+    actor: str | None = None,
+) -> ModelVersionInfo:
+    training_set_id, table = training
     ts_features = None
     spine_tables: list[str] = []
     if training_set_id is not None:
@@ -351,18 +536,24 @@ def register(
             ts_features = list(record.features)
             if (record.spine or {}).get("table"):
                 spine_tables.append(str(record.spine["table"]))
-    sig = _signature(signature, module, model, runtime, meta, example, table, ts_features)
+    sig = packaged.signature
+    if sig == "auto":
+        module = get_flavor(packaged.flavor)
+        names = packaged.feature_names or ts_features
+        runtime = packaged.predictor if packaged.trusted else None
+        sig = _table_signature(module, runtime, packaged.meta, table, names)
+    assert not isinstance(sig, str)
     stored = store.save(
         ws,
-        flavor_name,
-        files,
-        meta,
+        packaged.flavor,
+        packaged.files,
+        packaged.meta,
         signature=sig.to_dict() if sig else None,
-        example=store.example_bytes(example),
+        example=packaged.example,
     )
     explicit = {str(k): float(v) for k, v in (metrics or {}).items()}
     details: dict[str, Any] = {
-        "meta": meta,
+        "meta": packaged.meta,
         "tags": {str(k): str(v) for k, v in (tags or {}).items()},
         "explicit_metrics": sorted(explicit),
     }
@@ -383,18 +574,19 @@ def register(
         ws,
         name,
         {
-            "flavor": flavor_name,
+            "flavor": packaged.flavor,
             "manifest_digest": stored.manifest_digest,
             "files": stored.files,
             "signature": sig.to_dict() if sig else None,
             "example_digest": stored.example_digest,
             "run_id": facts.id,
             "training_set_id": training_set_id,
-            "feature_service": service,
-            "feature_service_version": service_version,
+            "feature_service": service[0],
+            "feature_service_version": service[1],
             "code_commit": facts.commit,
             "metrics": {**facts.metrics, **explicit},
             "details": details,
             "description": description,
         },
+        actor,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from plinth.server.api import (
+    access,
     audit,
     cost,
     deployments,
@@ -22,6 +23,7 @@ __all__ = ["ROUTERS"]
 ROUTERS = [
     meta.router,
     tables.router,
+    tables.contracts_router,
     features.router,
     runs.router,
     models.router,
@@ -31,4 +33,5 @@ ROUTERS = [
     lineage.router,
     audit.router,
     cost.router,
+    access.router,
 ]

@@ -1,11 +1,16 @@
-"""Registered models: list, versions, cards, gate decisions, and moving aliases."""
+"""Registered models: list, versions, cards, gate decisions, alias history, diffs, moving
+aliases, and registering a version packaged on a client (its files uploaded first) or
+downloading a version's files."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from plinth.governance.access import Principal
 from plinth.server.api._common import json_ready, workspace
@@ -17,6 +22,9 @@ READ = [Depends(require("models:read"))]
 ModelName = Annotated[str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")]
 AliasName = Annotated[str, Path(pattern=r"^[A-Za-z][A-Za-z0-9_-]{0,63}$")]
 Version = Annotated[int, Path(ge=1, le=2**31)]
+WRITE = [Depends(require("models:write"))]
+FileName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")]
+Digest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
 class AliasMove(BaseModel):
@@ -134,6 +142,235 @@ def remove_alias(
     ws = workspace(request)
     event = ws.models.remove_alias(name, alias, reason, actor=principal.subject)
     return {"name": name, "alias": alias, "event": event.to_dict()}
+
+
+@router.get(
+    "/{name}/alias-history", response_model=Page, dependencies=READ, summary="Alias history"
+)
+def alias_history(
+    request: Request,
+    name: ModelName,
+    alias: Annotated[str | None, Query(max_length=64, description="Only this alias.")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
+) -> dict[str, Any]:
+    """Every change of a model's aliases (or of one alias), oldest first.
+
+    Example:
+        >>> # GET /api/v1/models/delay/alias-history?alias=champion
+    """
+    events = workspace(request).models.alias_history(name, alias)
+    return paginate(lambda n: events[:n], limit=limit, cursor=cursor, convert=_to_dict)
+
+
+@router.get(
+    "/{name}/versions/{version}/diff/{other}/{other_version}",
+    dependencies=READ,
+    summary="Two versions side by side",
+)
+def diff_versions(
+    request: Request, name: ModelName, version: Version, other: ModelName, other_version: Version
+) -> dict[str, Any]:
+    """Parameters, metrics, signature, training data and features of two versions, row by
+    row (``rows``: section, key, the value in each, whether they differ).
+
+    Example:
+        >>> # GET /api/v1/models/delay/versions/2/diff/delay/3
+    """
+    found = workspace(request).models.diff(f"{name}:{version}", f"{other}:{other_version}")
+    return json_ready(found)
+
+
+class FileStored(BaseModel):
+    """A model file just stored in the artifact store, by its content's digest."""
+
+    digest: str
+    size: int
+
+
+class UploadedFile(BaseModel):
+    """A file uploaded with ``POST /models/{name}/files``: its name and digest."""
+
+    name: FileName
+    digest: Digest
+
+
+class ExampleFile(UploadedFile):
+    """The uploaded input example: ``input_example.parquet`` or ``input_example.npy``."""
+
+    name: Annotated[str, Field(pattern=r"^input_example\.(parquet|npy)$")]
+
+
+class FeatureRef(BaseModel):
+    """An applied feature service: its name, and its definition's digest for an exact form."""
+
+    name: str = Field(min_length=1, max_length=256)
+    digest: str | None = Field(default=None, max_length=128)
+
+
+class VersionRegistration(BaseModel):
+    """A version packaged on a client (``plinth.registry.versions.package``), its files
+    already uploaded: what the registry needs to record it as locally."""
+
+    flavor: str = Field(min_length=1, max_length=64)
+    meta: dict[str, Any] = Field(default_factory=dict)
+    files: dict[FileName, Digest] = Field(min_length=1, max_length=1000)
+    example: ExampleFile | None = None
+    signature: dict[str, Any] | None = None
+    infer_signature: bool = Field(
+        default=False, description="Infer it from the training set (signature='auto')."
+    )
+    feature_names: list[Annotated[str, Field(max_length=1024)]] | None = Field(
+        default=None, max_length=100_000
+    )
+    run_id: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    training_set: str | None = Field(default=None, max_length=256)
+    features: FeatureRef | None = None
+    metrics: dict[str, float] | None = None
+    description: str | None = Field(default=None, max_length=100_000)
+    tags: dict[str, Any] | None = None
+
+
+@router.post(
+    "/{name}/files",
+    response_model=FileStored,
+    status_code=201,
+    dependencies=WRITE,
+    summary="Upload a file of a version to register",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+            "description": "The file's bytes, at most 512 MiB (else 413).",
+        }
+    },
+)
+async def upload_file(request: Request, name: ModelName) -> FileStored:
+    """Store the raw request body in the artifact store (content-addressed) for a version
+    about to be registered with ``POST /models/{name}/versions``.
+
+    Example:
+        >>> # POST /api/v1/models/delay/files  <bytes>  ->  {"digest": "9f2c...", "size": 1234}
+    """
+    from plinth.server.api.runs import MAX_ARTIFACT_BYTES, _read_body
+
+    data = await _read_body(request, MAX_ARTIFACT_BYTES)
+    ref = await run_in_threadpool(workspace(request).artifacts.put_bytes, data)
+    return FileStored(digest=ref.digest, size=ref.size)
+
+
+@router.post("/{name}/versions", status_code=201, summary="Register a version from its files")
+def register_version(
+    request: Request,
+    name: ModelName,
+    body: VersionRegistration,
+    principal: Annotated[Principal, Depends(require("models:write"))],
+) -> dict[str, Any]:
+    """Register the next version of ``name`` from uploaded files, with the registry's own
+    provenance (run, training set, feature service), signature and audit, as the caller.
+
+    Example:
+        >>> # POST /api/v1/models/delay/versions {"flavor": "sklearn", "files": {...}, ...}
+    """
+    from plinth.registry.versions import register_package
+
+    ws = workspace(request)
+    packaged = _package_of(ws, name, body)
+    features = (body.features.name, body.features.digest) if body.features else None
+    return register_package(
+        ws,
+        name,
+        packaged,
+        run_id=body.run_id,
+        features=features,
+        training_set=body.training_set,
+        metrics=body.metrics,
+        description=body.description,
+        tags=body.tags,
+        actor=principal.subject,
+    ).to_dict()
+
+
+def _uploaded(ws: Any, name: str, file: str, digest: str) -> bytes:
+    from plinth.errors import NotFoundError
+
+    if not ws.artifacts.exists(digest):
+        raise NotFoundError(
+            f"The file '{file}' (sha256:{digest}) of the new version of '{name}' has not "
+            "been uploaded.",
+            hint=f"Upload it first with POST /api/v1/models/{name}/files.",
+        )
+    return ws.artifacts.get_bytes(digest)
+
+
+def _package_of(ws: Any, name: str, body: VersionRegistration) -> Any:
+    from plinth.errors import ConfigError
+    from plinth.registry.flavors import get_flavor
+    from plinth.registry.signature import Signature
+    from plinth.registry.versions import Package
+
+    get_flavor(body.flavor)
+    signature: Any = "auto" if body.infer_signature else None
+    if body.signature is not None:
+        try:
+            signature = Signature.from_dict(body.signature)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(
+                f"The signature of the new version of '{name}' is malformed: {exc!r}.",
+                hint="Send Signature.to_dict(), or leave the signature out.",
+            ) from exc
+    files = {f: _uploaded(ws, name, f, d) for f, d in body.files.items()}
+    example = None
+    if body.example is not None:
+        data = _uploaded(ws, name, body.example.name, body.example.digest)
+        example = (data, body.example.name)
+    # Not trusted: the server never loads (unpickles) a client's files, so an inferred
+    # signature keeps the inputs only.
+    return Package(
+        body.flavor, files, dict(body.meta), example, signature, body.feature_names, trusted=False
+    )
+
+
+@router.get(
+    "/{name}/versions/{version}/files/{file}",
+    dependencies=READ,
+    summary="Download a file of a version",
+    response_class=FileResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_file(
+    request: Request,
+    name: ModelName,
+    version: Version,
+    file: Annotated[str, Path(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")],
+) -> FileResponse:
+    """Stream one file of a version (``manifest.json`` for its manifest), verified against
+    its digest before the first byte is sent, as ``plinth models export`` copies it.
+
+    Example:
+        >>> # GET /api/v1/models/delay/versions/3/files/manifest.json
+    """
+    import shutil
+
+    from plinth.errors import NotFoundError
+    from plinth.registry.store import MANIFEST
+
+    info = workspace(request).models.get(f"{name}:{version}")
+    digest = info.manifest_digest if file == MANIFEST else info.files.get(file)
+    if digest is None:
+        raise NotFoundError(
+            f"Version {version} of model '{name}' has no file '{file}'.",
+            hint=f"Its files are: {', '.join([MANIFEST, *info.files])}.",
+        )
+    copy = workspace(request).artifacts.temp_copy(digest)
+    return FileResponse(
+        copy,
+        media_type="application/octet-stream",
+        filename=file,
+        background=BackgroundTask(shutil.rmtree, copy.parent, ignore_errors=True),
+    )
 
 
 def _to_dict(item: Any) -> Any:
