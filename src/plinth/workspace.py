@@ -142,7 +142,9 @@ class Workspace:
         if self.settings.url:
             from plinth.client.runs import open_run
 
-            return open_run(self.settings, experiment, params, tags=tags, parent=parent)
+            return open_run(
+                self.settings, experiment, params, tags=tags, parent=parent, capture=capture
+            )
         from plinth.tracking.run import run
 
         return run(self, experiment, params, tags=tags, parent=parent, capture=capture)

@@ -240,9 +240,14 @@ def test_ws_run_in_remote_mode_logs_a_model_on_the_server(world, monkeypatch, tm
     monkeypatch.setenv("PLINTH_TOKEN", world.admin_token)
     monkeypatch.setenv("PLINTH_HOME", str(tmp_path / "local-ws"))
     monkeypatch.delenv("PLINTH_RUN_ID", raising=False)
-    with plinth.Workspace().run("script") as run:
+    ws = plinth.Workspace()
+    with ws.run("script") as run:
         info = run.log_model(_model(), "from-script", example=_data()[["x"]].head(3))
+        # A script's ws.models.register goes to the server too.
+        other = ws.models.register(_model(0.5), "from-script", run=run, description="again")
     assert info.run_id == run.id and world.ws.models.get("from-script").run_id == run.id
+    assert other.version == info.version + 1
+    assert world.ws.models.get(f"from-script:{other.version}").description == "again"
     assert not (tmp_path / "local-ws" / "catalog.db").exists()
 
 

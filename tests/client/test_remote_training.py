@@ -56,6 +56,12 @@ def test_a_script_run_is_recorded_on_the_server(remote, server_client, tmp_path)
     assert {a.name for a in detail.artifacts} == {"model.bin", "eval.json"}
     assert "table_version:flights@1" in {str(e.source) for e in detail.inputs}
     assert [r.rank for r in detail.resources] == [0]
+    # The client's environment is recorded, as a local run records its own.
+    import platform
+
+    assert detail.environment is not None
+    assert detail.environment["python"]["version"] == platform.python_version()
+    assert "numpy" in detail.environment["packages"] and "git" in detail.environment
     assert not remote.exists()  # nothing went to a local catalog
 
 
@@ -75,6 +81,18 @@ def test_a_viewer_token_is_refused_with_a_clear_error(remote, monkeypatch, world
     monkeypatch.setenv("PLINTH_TOKEN", world.viewer_token)
     with pytest.raises(Forbidden, match="runs:write"):
         plinth.Workspace().run("viewer-run")
+
+
+def test_an_environment_over_the_limit_answers_422_with_json(remote, world):
+    import httpx
+
+    answer = httpx.post(
+        f"{world.server.url}/api/v1/runs",
+        json={"experiment": "big-env", "environment": {"packages": {"x": "y" * 300_000}}},
+        headers={"Authorization": f"Bearer {world.admin_token}"},
+    )
+    assert answer.status_code == 422
+    assert "256 KiB" in answer.text
 
 
 def test_an_artifact_over_the_limit_answers_413_with_json(remote, monkeypatch, world):
@@ -159,7 +177,17 @@ def test_plinth_train_records_the_run_on_the_server(remote, server_client, tmp_p
     assert "table_version:flights@1" in {str(e.source) for e in detail.inputs}
     assert [r.rank for r in detail.resources] == [0]  # the script's own use
     assert detail.resources[0].cpu_seconds > 0
+    assert detail.environment is not None and detail.environment["entry_point"].endswith("fit.py")
     assert not remote.exists()
+
+
+def test_without_experiment_the_scripts_ws_run_names_it(remote, server_client, tmp_path, capsys):
+    script = tmp_path / "fit.py"
+    script.write_text(textwrap.dedent(SCRIPT))
+    code, err = _train(capsys, str(script))
+    assert code == 0, err
+    detail = server_client.run(_run_id(err))
+    assert (detail.status, detail.experiment) == ("finished", "named-by-script")
 
 
 def test_plinth_train_of_a_failing_script_fails_the_run(remote, server_client, tmp_path, capsys):

@@ -280,7 +280,9 @@ def test_every_answer_is_logged_to_the_lake_with_inputs_and_features(ws, harness
     assert (first["route"] == "primary").all() and (first["model_version"] == 1).all()
     assert str(first["event_time"].iloc[0]).startswith("2024-01-02")
     versions = [v.version for v in ws.lake.history("predictions__risk")]
-    assert versions and all(get_profile(ws.catalog, "predictions__risk", v) is None for v in versions)
+    assert versions and all(
+        get_profile(ws.catalog, "predictions__risk", v) is None for v in versions
+    )
 
 
 def test_a_request_with_every_feature_needs_no_entity_key(ws, harness):

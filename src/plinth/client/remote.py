@@ -466,11 +466,14 @@ class RemoteClient(PlinthClient):
         interval_s: float | None = None,
         parent: str | None = None,
         launch: Mapping[str, Any] | None = None,
+        capture: bool = False,
     ) -> RemoteRun:
         """Start a run on the server; its metric points are sent in batches.
 
         ``launch`` records how a launcher started it (``launcher``, ``entry_point``,
-        ``arguments``, ``requested``), as ``plinth train`` does.
+        ``arguments``, ``requested``), as ``plinth train`` does. ``capture`` records this
+        process's environment (code, interpreter, packages, machine, git state, and the
+        ``git.diff`` artifact when the tree is dirty), as a local ``ws.run`` does.
 
         Example:
             >>> # with client.start_run("demo", params={"lr": 0.1}) as run: ...
@@ -485,13 +488,21 @@ class RemoteClient(PlinthClient):
         if parent:
             body["parent"] = parent
         body.update({k: v for k, v in (launch or {}).items() if v is not None})
+        diff = None
+        if capture:
+            from plinth.tracking.environment import describe
+
+            body["environment"], diff = describe(body.get("entry_point"), body.get("arguments"))
         created = self._post("/runs", body)
         options: dict[str, Any] = {}
         if batch_size is not None:
             options["batch_size"] = batch_size
         if interval_s is not None:
             options["interval_s"] = interval_s
-        return RemoteRun(self, created["id"], experiment, **options)
+        run = RemoteRun(self, created["id"], experiment, **options)
+        if diff:
+            run.log_artifact(diff, "git.diff")
+        return run
 
     # -- registry --------------------------------------------------------------------------
 

@@ -412,6 +412,7 @@ def open_run(
     *,
     tags: Mapping[str, Any] | None = None,
     parent: str | None = None,
+    capture: bool = True,
 ) -> RemoteRun:
     """The run ``ws.run(...)`` returns in remote mode: started on the server ``settings.url``
     names, or, under ``plinth train`` (``PLINTH_RUN_ID``), attached to the launcher's run as
@@ -421,7 +422,7 @@ def open_run(
         >>> # with open_run(settings, "delay", {"lr": 0.1}) as run: run.log_metric("loss", 0.3)
     """
     from plinth.client.remote import RemoteClient
-    from plinth.tracking.run import RANK_ENV, RUN_ID_ENV
+    from plinth.tracking.run import NAMED_BY_SCRIPT_ENV, RANK_ENV, RUN_ID_ENV
 
     client = RemoteClient(settings.url, settings.token or None)
     try:
@@ -434,10 +435,17 @@ def open_run(
                 end_at_exit=True,
             )  # fmt: skip
             _install_sigterm()
+            named_here = experiment and len(experiment) <= 128
+            if os.environ.get(NAMED_BY_SCRIPT_ENV) == "1" and run.logs and named_here:
+                # The launcher was given no experiment: the script's name for it wins.
+                named = client._post(f"/runs/{launched}/experiment", {"experiment": experiment})
+                run.experiment = named["experiment"]
             run.log_params(params or {})
             run.set_tags(tags or {})
             return run
-        started = client.start_run(experiment, params=params, tags=tags, parent=parent)
+        started = client.start_run(
+            experiment, params=params, tags=tags, parent=parent, capture=capture
+        )
     except BaseException:
         client.close()
         raise

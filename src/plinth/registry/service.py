@@ -82,11 +82,23 @@ class Registry:
         kept with the version (see the model card for the tags it reads). ``flavor`` forces
         a flavor instead of detecting it.
 
+        In remote mode (``PLINTH_URL`` set) the version is registered on the server, as
+        ``client.register_model`` registers it, so a training script needs no change.
+
         Example:
             >>> # ws.models.register(booster, "delay", training_set="ts_01J...", features="delay")
         """
         from plinth.registry.versions import register
 
+        if self.ws.settings.url:
+            from plinth.client.remote import RemoteClient
+
+            with RemoteClient(self.ws.settings.url, self.ws.settings.token or None) as client:
+                return client.register_model(
+                    model, name, run=run, features=features, signature=signature,
+                    example=example, training_set=training_set, metrics=metrics,
+                    description=description, tags=tags, flavor=flavor,
+                )  # fmt: skip
         return register(
             self.ws,
             model,

@@ -157,6 +157,23 @@ def packages() -> dict[str, str]:
     return dict(sorted(found.items()))
 
 
+def describe(
+    entry_point: str | None = None, arguments: list[str] | None = None
+) -> tuple[dict[str, Any], str | None]:
+    """What a new run records about where it runs: :func:`capture` with the git state
+    (under ``"git"``), and the diff of uncommitted changes (None when clean or not in git).
+
+    Example:
+        >>> env, diff = describe("train.py")
+        >>> "python" in env
+        True
+    """
+    env = capture(entry_point, arguments)
+    git = git_state(Path(entry_point).parent if entry_point else None)
+    env["git"] = git.as_dict()
+    return env, git.diff or None
+
+
 def capture(entry_point: str | None = None, arguments: list[str] | None = None) -> dict[str, Any]:
     """Describe the code, interpreter and machine of the current process.
 

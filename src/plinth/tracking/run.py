@@ -39,7 +39,7 @@ from plinth.catalog.lineage import Node, add_edge
 from plinth.catalog.models import Run as RunRecord
 from plinth.catalog.models import RunArtifact, RunParam, RunResource, RunTag
 from plinth.errors import ConfigError, ConflictError, RunNotFoundError
-from plinth.tracking import environment
+from plinth.tracking.environment import describe as describe_environment
 from plinth.tracking.resources import ResourceMeter, Usage
 from plinth.tracking.writer import MetricWriter, check_value
 
@@ -475,13 +475,26 @@ class Run:
 
 
 def _rename_experiment(ws: Workspace, run: Run, experiment: str) -> None:
-    if not experiment or len(experiment) > 128 or experiment == run.experiment:
-        return
+    run.experiment = rename_experiment(ws, run.id, experiment)
+
+
+def rename_experiment(ws: Workspace, run_id: str, experiment: str) -> str:
+    """Move a run to ``experiment`` (a launched script names it when its launcher did not);
+    a name that is empty or over 128 characters is ignored. Returns the run's experiment.
+
+    Example:
+        >>> # rename_experiment(ws, run.id, "delay-model")
+    """
     with ws.catalog.session() as session:
-        record = session.get(RunRecord, run.id)
-        if record is not None:
+        record = session.get(RunRecord, run_id)
+        if record is None:
+            raise RunNotFoundError(
+                f"No run '{run_id}' is in the catalog.",
+                hint="Check the id with 'plinth runs list'.",
+            )
+        if experiment and len(experiment) <= 128:
             record.experiment = experiment
-    run.experiment = experiment
+        return str(record.experiment)
 
 
 def tag_run(ws: Workspace, run_id: str, tags: Mapping[str, Any]) -> None:
@@ -550,8 +563,12 @@ def start_run(
     arguments: list[str] | None = None,
     requested: Mapping[str, Any] | None = None,
     capture: bool = True,
+    environment: Mapping[str, Any] | None = None,
 ) -> Run:
     """Create a run in the catalog and return its handle (this process owns it).
+
+    ``environment`` is what another process captured about itself (a remote client's
+    :func:`~plinth.tracking.environment.describe`), stored instead of capturing this one's.
 
     Example:
         >>> # run = start_run(ws, "delay-model", launcher="torchrun", requested={"cpus": 4})
@@ -562,11 +579,12 @@ def start_run(
             hint="Use a short name of 1 to 128 characters, like 'delay-model'.",
         )
     run_id = new_id("run_")
-    env = environment.capture(entry_point, arguments) if capture else None
-    git = environment.git_state(Path(entry_point).parent if entry_point else None) if capture \
-        else None  # fmt: skip
-    if env is not None and git is not None:
-        env["git"] = git.as_dict()
+    env: dict[str, Any] | None = None
+    diff = None
+    if environment is not None:
+        env = dict(environment)
+    elif capture:
+        env, diff = describe_environment(entry_point, arguments)
     with ws.catalog.session() as session:
         if parent is not None and session.get(RunRecord, parent) is None:
             raise RunNotFoundError(
@@ -595,8 +613,8 @@ def start_run(
 
         audit_run_start(session, row)
     run = Run(ws, run_id, experiment, owner=True)
-    if git is not None and git.diff:
-        run.log_artifact(git.diff, "git.diff")
+    if diff:
+        run.log_artifact(diff, "git.diff")
     run.log_params(params or {})
     run.set_tags(tags or {})
     if ws.settings.openlineage_url:

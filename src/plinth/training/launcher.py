@@ -301,6 +301,7 @@ def _launch_remote(
                 "arguments": list(spec.args),
                 "requested": spec.requested(),
             },
+            capture=True,
         )
         if on_start is not None:
             on_start(run)

@@ -260,7 +260,9 @@ class _Tracking:
             },
         }
         if self.client is not None:
-            return self.client.start_run(experiment, params=spec.params, tags=tags, launch=launch)
+            return self.client.start_run(
+                experiment, params=spec.params, tags=tags, launch=launch, capture=True
+            )
         return start_run(self.ws, experiment, params=spec.params, tags=tags, **launch)
 
     def objective(self, run_id: str, metric: str) -> float | None:

@@ -4,6 +4,7 @@ with the process's resource use)."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from datetime import datetime
@@ -11,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from plinth.errors import ConfigError, PlinthError
 from plinth.server.api import _tracking
@@ -26,6 +27,7 @@ RunId = Annotated[str, Path(pattern=r"^[A-Za-z0-9_-]{1,64}$", description="A run
 Mapping = dict[str, Any]
 #: The largest artifact one upload may carry, in bytes (larger answers 413).
 MAX_ARTIFACT_BYTES = 512 * 1024**2
+MAX_ENVIRONMENT_BYTES = 256 * 1024
 ArtifactKind = Literal["file", "bytes", "text", "json", "parquet", "pickle"]
 
 
@@ -46,6 +48,19 @@ class RunCreate(BaseModel):
     entry_point: str | None = Field(default=None, max_length=4096)
     arguments: list[str] | None = Field(default=None, max_length=1000)
     requested: dict[str, Any] | None = None
+    environment: dict[str, Any] | None = Field(
+        default=None,
+        description="What the client captured about its process (code, interpreter, "
+        "packages, machine, git state), stored as a local run stores its own; at most "
+        f"{MAX_ENVIRONMENT_BYTES // 1024} KiB as JSON.",
+    )
+
+    @field_validator("environment")
+    @classmethod
+    def _bounded(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None and len(json.dumps(value, default=str)) > MAX_ENVIRONMENT_BYTES:
+            raise ValueError(f"the environment is over {MAX_ENVIRONMENT_BYTES // 1024} KiB")
+        return value
 
 
 class RunCreated(BaseModel):
@@ -230,6 +245,7 @@ def create_run(request: Request, body: RunCreate) -> RunCreated:
         entry_point=body.entry_point,
         arguments=body.arguments,
         requested=body.requested,
+        environment=body.environment,
     )
     return RunCreated(id=run_id)
 
@@ -276,6 +292,29 @@ def set_tags(request: Request, run_id: RunId, body: Tags) -> Logged:
 
     tag_run(workspace(request), run_id, body.tags)
     return Logged(run_id=run_id, count=len(body.tags))
+
+
+class ExperimentName(BaseModel):
+    """The experiment a running run moves to."""
+
+    experiment: str = Field(min_length=1, max_length=128)
+
+
+@router.post(
+    "/{run_id}/experiment", dependencies=WRITE, summary="Move a running run to an experiment"
+)
+def rename_experiment(request: Request, run_id: RunId, body: ExperimentName) -> Mapping:
+    """Move a running run to ``experiment``, as a script under ``plinth train`` names its
+    launcher's run (409 once the run has ended).
+
+    Example:
+        >>> # POST /api/v1/runs/run_01J.../experiment {"experiment": "delay-model"}
+    """
+    from plinth.tracking.run import rename_experiment as rename
+
+    ws = workspace(request)
+    _tracking._running(ws, run_id)
+    return {"run_id": run_id, "experiment": rename(ws, run_id, body.experiment)}
 
 
 @router.post("/{run_id}/end", dependencies=WRITE, summary="End a run")
