@@ -46,3 +46,20 @@ def json_ready(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [json_ready(v) for v in value]
     return value
+
+
+def binary_body(description: str) -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of an upload route, which reads the raw request bytes.
+
+    Example:
+        >>> binary_body("The file's bytes.")["requestBody"]["required"]
+        True
+    """
+    binary = {"schema": {"type": "string", "format": "binary"}}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {"application/octet-stream": binary},
+            "description": description,
+        }
+    }

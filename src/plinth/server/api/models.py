@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from starlette.background import BackgroundTask
 
 from plinth.governance.access import Principal
-from plinth.server.api._common import json_ready, workspace
+from plinth.server.api._common import binary_body, json_ready, workspace
 from plinth.server.auth import require
 from plinth.server.pagination import Cursor, Limit, Page, paginate
 
@@ -237,15 +237,7 @@ class VersionRegistration(BaseModel):
     status_code=201,
     dependencies=WRITE,
     summary="Upload a file of a version to register",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-            "description": "The file's bytes, at most 512 MiB (else 413).",
-        }
-    },
+    openapi_extra=binary_body("The file's bytes, at most 512 MiB (else 413)."),
 )
 async def upload_file(request: Request, name: ModelName) -> FileStored:
     """Store the raw request body in the artifact store (content-addressed) for a version

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from plinth.errors import ConfigError, PlinthError
 from plinth.server.api import _tracking
-from plinth.server.api._common import workspace
+from plinth.server.api._common import binary_body, workspace
 from plinth.server.auth import require
 from plinth.server.pagination import Cursor, Limit, Page, decode_cursor, page_of
 
@@ -354,15 +354,9 @@ def record_inputs(request: Request, run_id: RunId, body: Inputs) -> InputsRecord
     status_code=201,
     dependencies=WRITE,
     summary="Upload an artifact of a run",
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
-            },
-            "description": f"The artifact's bytes, at most {MAX_ARTIFACT_BYTES} (else 413).",
-        }
-    },
+    openapi_extra=binary_body(
+        f"The artifact's bytes, at most {MAX_ARTIFACT_BYTES // 1024**2} MiB (else 413)."
+    ),
 )
 async def upload_artifact(
     request: Request,
