@@ -145,3 +145,34 @@ def test_a_viewer_token_cannot_administer(capsys, remote_env, world, monkeypatch
     monkeypatch.setenv("PLINTH_TOKEN", world.viewer_token)
     code, out, err = cli(capsys, *args)
     assert code == 1 and not out and f"may not {needed}" in err and "Traceback" not in err
+
+
+def test_budget_alerts_fire_through_the_server_as_the_caller(world):
+    """A server whose project has a budget far below its spend: evaluating through it fires
+    both budget alerts on the server, audited as the token's owner."""
+    from plinth._core.settings import Settings
+    from plinth.client import RemoteClient
+    from plinth.governance.tokens import create_token
+    from plinth.server.app import create_app
+    from plinth.workspace import Workspace
+    from tests.client.conftest import Server
+
+    settings = Settings(home=world.settings.home, user=USER, auth=True, budgets={"default": 1e-9})
+    served = Workspace(settings=settings)
+    server = Server(create_app(served))
+    try:
+        token = create_token(world.ws, "budget-admin", owner="ana", role="admin").secret
+        with RemoteClient(server.url, token) as admin:
+            statuses = admin.evaluate_budgets()
+            again = admin.evaluate_budgets()
+    finally:
+        server.stop()
+        served.close()
+    [status] = [s for s in statuses if s.project == "default"]
+    assert status.share is not None and status.share > 1
+    assert set(status.transitions.values()) == {"fired"}
+    [repeat] = [s for s in again if s.project == "default"]
+    assert set(repeat.transitions.values()) == {"firing"}
+    with RemoteClient(world.server.url, world.admin_token) as reader:
+        fired = [e for e in reader.audit(action="alert.fire") if "budget" in str(e.details)]
+    assert len(fired) == 2 and {e.actor for e in fired} == {"ana"}
