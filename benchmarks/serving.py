@@ -162,9 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         # answered rate divides by the step's time plus the last answers' latency, so it reads
         # a little under the offered rate even when nothing was left behind).
         good = [
-            s.rate
-            for s in steps
-            if s.p99_ms <= 10 and not s.errors and s.achieved >= 0.97 * s.rate
+            s.rate for s in steps if s.p99_ms <= 10 and not s.errors and s.achieved >= 0.97 * s.rate
         ]
         best = max(good, default=0.0)
         print(

@@ -148,6 +148,25 @@ def test_env_beats_config_file(cwd: Path, tmp_path: Path, monkeypatch: pytest.Mo
     assert resolved.origins["user"] == "env PLINTH_USER"
 
 
+def test_values_given_in_code_beat_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A child process handed its parent's settings (the prediction log writer, a pipeline
+    # worker) must get exactly those, whatever PLINTH_* variables it inherited.
+    monkeypatch.setenv("PLINTH_HOME", str(tmp_path / "envhome"))
+    monkeypatch.setenv("PLINTH_PROFILE_ON_INGEST", "true")
+    given = Settings(home=tmp_path / "given", profile_on_ingest=False)
+    assert given.home == tmp_path / "given" and given.profile_on_ingest is False
+    monkeypatch.setenv("plinth_user", "lower")  # variables match case-insensitively
+    assert Settings().user == "lower"
+
+
+def test_env_in_any_case_beats_config_file(cwd: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _write(cwd / "plinth.toml", 'user = "alice"\n')
+    monkeypatch.setenv("plinth_user", "carol")
+    assert load_settings().settings.user == "carol"
+
+
 def test_argument_beats_env_and_file(
     cwd: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -138,8 +138,10 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        # Environment beats the values handed in from plinth.toml (passed as init kwargs).
-        return (env_settings, init_settings)
+        # Values passed in beat the environment, so Settings(home=...) in code means that
+        # home. plinth.toml loses to the environment because load_settings leaves out the
+        # file's values that a PLINTH_* variable sets (no .env files, no secrets folder).
+        return (init_settings, env_settings)
 
     @property
     def catalog_url(self) -> str:
@@ -264,8 +266,11 @@ def load_settings(home: str | Path | None = None, cwd: Path | None = None) -> Re
     cwd = (cwd or Path.cwd()).resolve()
     config_file = find_config_file(cwd)
     file_values = _read_config(config_file) if config_file else {}
+    in_env = {name.upper() for name in os.environ}
     try:
-        settings = Settings(**file_values)
+        settings = Settings(
+            **{k: v for k, v in file_values.items() if f"PLINTH_{k.upper()}" not in in_env}
+        )
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
