@@ -272,10 +272,8 @@ def _writer_main(conn: _Pipe) -> None:
     # Background work: requests come first. The log's rows are profiled by monitoring, not
     # on every append (a profile per flush would cost more than the write).
     os.nice(19)
-    # Set after validation: the environment outranks values passed in, and the server's
-    # environment may well say PLINTH_PROFILE_ON_INGEST=true.
-    resolved = Settings(**settings).model_copy(update={"profile_on_ingest": False})
-    ws = Workspace(settings=resolved)
+    # Given values beat the server's environment, which may say PLINTH_PROFILE_ON_INGEST=true.
+    ws = Workspace(settings=Settings(**{**settings, "profile_on_ingest": False}))
     _warm_up(ws)
     privacy = LogPrivacy(ws)
     # Per model: the entries received, and their rows already in Arrow. Each message is
