@@ -212,6 +212,30 @@ def test_the_routes_answer_4xx_json_to_bad_input(world):
     assert unknown.status_code == 404
 
 
+def test_a_registration_takes_only_files_uploaded_for_that_model(world, admin):
+    """A digest alone is no proof of having the bytes: a run artifact's digest (readable by
+    anyone who may read runs) or a file uploaded for another model is refused."""
+    token = world.admin_token
+    with admin.start_run("receipts") as run:
+        stored = run.log_artifact(b"someone else's bytes", "secret.bin")
+    digest = next(a.digest for a in admin.run(run.id).artifacts if a.name == stored)
+    body = {"flavor": "sklearn", "files": {"model.pkl": digest}}
+    answer = _http(world, "POST", "/models/stolen/versions", token, json=body)
+    assert answer.status_code == 404 and "has not been uploaded" in answer.text
+    uploaded = _http(world, "POST", "/models/other/files", token, content=b"other model")
+    model = uploaded.json()["digest"]
+    body = {"flavor": "sklearn", "files": {"model.pkl": model}}
+    answer = _http(world, "POST", "/models/stolen/versions", token, json=body)
+    assert answer.status_code == 404 and "has not been uploaded" in answer.text
+    # Registering spends the receipts: the files are the version's now.
+    info = admin.register_model(_model(), "receipts-spent")
+    again = _http(
+        world, "POST", "/models/receipts-spent/versions", token,
+        json={"flavor": "sklearn", "files": dict(info.files)},
+    )  # fmt: skip
+    assert again.status_code == 404
+
+
 def test_an_upload_over_the_limit_answers_413(world, monkeypatch):
     from plinth.server.api import runs as runs_api
 

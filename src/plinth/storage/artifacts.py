@@ -296,10 +296,25 @@ class ArtifactStore:
 
     def put_named(self, name: str, data: bytes) -> ArtifactRef:
         """Store ``data`` and point the safe relative ``name`` at it."""
-        ref = self.put_bytes(data)
+        return self.name(name, self.put_bytes(data))
+
+    def name(self, name: str, ref: ArtifactRef) -> ArtifactRef:
+        """Point the safe relative ``name`` at an artifact already stored.
+
+        Example:
+            >>> # store.name("uploads/models/delay/" + ref.digest, ref)
+        """
         record = json.dumps({"digest": ref.digest, "size": ref.size}).encode()
         self.storage.put_bytes(f"{self.prefix}/refs/{safe_key(name)}", record)
         return ref
+
+    def unname(self, name: str) -> None:
+        """Remove a name (the artifact it pointed at stays).
+
+        Example:
+            >>> # store.unname("uploads/models/delay/" + ref.digest)
+        """
+        self.storage.delete(f"{self.prefix}/refs/{safe_key(name)}")
 
     def resolve(self, name: str) -> ArtifactRef:
         """Return the reference a name points at."""

@@ -249,8 +249,16 @@ async def upload_file(request: Request, name: ModelName) -> FileStored:
     from plinth.server.api.runs import MAX_ARTIFACT_BYTES, _read_body
 
     data = await _read_body(request, MAX_ARTIFACT_BYTES)
-    ref = await run_in_threadpool(workspace(request).artifacts.put_bytes, data)
+    artifacts = workspace(request).artifacts
+    ref = await run_in_threadpool(artifacts.put_bytes, data)
+    # The receipt a registration of this model checks: a digest alone is no proof that the
+    # caller had the bytes (any stored artifact's digest can be learnt elsewhere).
+    await run_in_threadpool(artifacts.name, _receipt(name, ref.digest), ref)
     return FileStored(digest=ref.digest, size=ref.size)
+
+
+def _receipt(name: str, digest: str) -> str:
+    return f"uploads/models/{name}/{digest}"
 
 
 @router.post("/{name}/versions", status_code=201, summary="Register a version from its files")
@@ -271,7 +279,7 @@ def register_version(
     ws = workspace(request)
     packaged = _package_of(ws, name, body)
     features = (body.features.name, body.features.digest) if body.features else None
-    return register_package(
+    info = register_package(
         ws,
         name,
         packaged,
@@ -282,13 +290,24 @@ def register_version(
         description=body.description,
         tags=body.tags,
         actor=principal.subject,
-    ).to_dict()
+    )
+    # The version holds its files now; its receipts are spent.
+    digests = {*body.files.values(), *([body.example.digest] if body.example else [])}
+    for digest in digests:
+        ws.artifacts.unname(_receipt(name, digest))
+    return info.to_dict()
 
 
 def _uploaded(ws: Any, name: str, file: str, digest: str) -> bytes:
     from plinth.errors import NotFoundError
 
-    if not ws.artifacts.exists(digest):
+    try:
+        ws.artifacts.resolve(_receipt(name, digest))
+    except NotFoundError:
+        found = False
+    else:
+        found = ws.artifacts.exists(digest)
+    if not found:
         raise NotFoundError(
             f"The file '{file}' (sha256:{digest}) of the new version of '{name}' has not "
             "been uploaded.",
