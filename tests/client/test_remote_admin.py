@@ -176,3 +176,15 @@ def test_budget_alerts_fire_through_the_server_as_the_caller(world):
     with RemoteClient(world.server.url, world.admin_token) as reader:
         fired = [e for e in reader.audit(action="alert.fire") if "budget" in str(e.details)]
     assert len(fired) == 2 and {e.actor for e in fired} == {"ana"}
+
+
+def test_the_price_tables_date_is_the_servers():
+    """A server of another version may have checked its default prices at another date; the
+    report says the server's date, not this machine's."""
+    from plinth.client._decode import price_table_of
+    from plinth.cost.prices import PRICES_AS_OF, price_table
+
+    sent = {"as_of": "2030-01", "prices": price_table().to_dict()}
+    table = price_table_of(sent)
+    assert table.as_of == "2030-01" and table.cpu_core_hour == price_table().cpu_core_hour
+    assert price_table().as_of == PRICES_AS_OF

@@ -243,14 +243,14 @@ def prices(home: HomeOption = None, as_json: JsonOption = False) -> None:
 
     from plinth.cli.output import console, print_json
     from plinth.cli.remote import open_client
-    from plinth.cost.prices import PRICES_AS_OF, PRICES_SOURCE
+    from plinth.cost.prices import PRICES_SOURCE
 
     with open_client(home) as client:  # the server's own table in remote mode
         table_ = client.prices()
     if as_json:
-        print_json({"as_of": PRICES_AS_OF, "prices": table_.to_dict()})
+        print_json({"as_of": table_.as_of, "prices": table_.to_dict()})
         return
-    table = _table(f"Prices in USD ({PRICES_SOURCE}, {PRICES_AS_OF})", ["key", "USD"], 1)
+    table = _table(f"Prices in USD ({PRICES_SOURCE}, {table_.as_of})", ["key", "USD"], 1)
     table.show_footer = False
     table.add_column("per")
     table.add_column("source", overflow="fold")

@@ -654,7 +654,8 @@ def price_table_of(data: Json) -> PriceTable:
     from plinth.cost.prices import Price, PriceTable
 
     prices = data.get("prices", data)
-    return PriceTable({key: Price(**_fields(Price, p)) for key, p in prices.items()})
+    table = {key: Price(**_fields(Price, p)) for key, p in prices.items()}
+    return PriceTable(table, as_of=data.get("as_of") if "prices" in data else None)
 
 
 def budget_status_of(data: Json) -> BudgetStatus:

@@ -185,8 +185,10 @@ class PriceTable(Mapping[str, Price]):
         True
     """
 
-    def __init__(self, prices: Mapping[str, Price]) -> None:
+    def __init__(self, prices: Mapping[str, Price], as_of: str | None = None) -> None:
         self._prices = dict(prices)
+        #: When the default prices were last checked (a server may run another version).
+        self.as_of = as_of or PRICES_AS_OF
 
     def __getitem__(self, key: str) -> Price:
         return self._prices[key]

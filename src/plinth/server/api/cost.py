@@ -95,9 +95,10 @@ def prices(request: Request) -> dict[str, Any]:
     Example:
         >>> # GET /api/v1/cost/prices -> {"as_of": "...", "prices": {"cpu_core_hour": ...}}
     """
-    from plinth.cost.prices import PRICES_AS_OF, prices_for
+    from plinth.cost.prices import prices_for
 
-    return {"as_of": PRICES_AS_OF, "prices": prices_for(workspace(request).settings).to_dict()}
+    table = prices_for(workspace(request).settings)
+    return {"as_of": table.as_of, "prices": table.to_dict()}
 
 
 @router.post("/cost/budgets", summary="Evaluate the budgets")
