@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -117,8 +116,6 @@ class Lake:
 
             self.crypto = LakeCrypto(cipher)
         self.options = storage.storage_options()
-        # The Delta table the last write on this thread went through (see _write_once).
-        self._written = threading.local()
         self.gate_factories: list[GateFactory] = []
         self.version_listeners: list[VersionListener] = []
 
@@ -176,7 +173,7 @@ class Lake:
         gates: list[IngestGate] = []
         factories = self.gate_factories if checks else []
         try:
-            version, rows_added, stored = self._write(
+            version, rows_added, stored, written = self._write(
                 src,
                 ingest_id,
                 table,
@@ -195,7 +192,7 @@ class Lake:
                 ingest_id=ingest_id,
                 table_name=table,
                 version=version,
-                table=getattr(self._written, "table", None),
+                table=written,
                 operation=mode,
                 rows_added=rows_added,
                 source=descriptor,
@@ -261,7 +258,9 @@ class Lake:
         factories: list[GateFactory],
         *,
         encrypt: bool = False,
-    ) -> tuple[int, int, dict[str, Any]]:
+    ) -> tuple[int, int, dict[str, Any], Any]:
+        """Write ``src`` (retrying conflicts when it can be read again); return the version,
+        the rows added, the table's stored options and the Delta table written through."""
         from plinth.lake import delta
 
         uri = self.table_uri(table)
@@ -277,7 +276,7 @@ class Lake:
             existed = self._exists(uri)
             gates.clear()
             try:
-                rows = self._write_once(
+                rows, written = self._write_once(
                     src,
                     ingest_id,
                     table,
@@ -319,7 +318,7 @@ class Lake:
                 f"The commit of ingest {ingest_id} is missing from table '{table}'.",
                 hint="Another process may have overwritten the table's log; check its history.",
             )
-        return int(commit["version"]), rows, stored
+        return int(commit["version"]), rows, stored, written
 
     def _exists(self, uri: str) -> bool:
         from plinth.lake import delta
@@ -349,7 +348,7 @@ class Lake:
         factories: list[GateFactory],
         *,
         encrypt: bool = False,
-    ) -> int:
+    ) -> tuple[int, Any]:
         from deltalake import write_deltalake
 
         from plinth.lake import delta
@@ -359,7 +358,6 @@ class Lake:
         current = None
         current_version = None
         existing_table = None
-        self._written.table = None
         if existed:
             existing_table = delta.open_table(uri, self.options)
             current = pa.schema(existing_table.schema().to_arrow())
@@ -396,9 +394,10 @@ class Lake:
                     "and overwrites only.",
                     hint="Ingest with mode 'append' or 'overwrite'.",
                 )
-            return self._write_encrypted(
+            rows = self._write_encrypted(
                 capture, target, ingest_id, src.descriptor, options, uri, mode, existed, current
             )
+            return rows, None
         props = delta.commit_properties(ingest_id, src.descriptor, options)
         try:
             if mode == "upsert":
@@ -427,12 +426,12 @@ class Lake:
                     storage_options=self.options or None,
                     commit_properties=props,
                 )
-                self._written.table = existing_table
+                return capture.rows, existing_table
         except BaseException:
             if capture.error is not None:
                 raise capture.error from None
             raise
-        return capture.rows
+        return capture.rows, None
 
     def _write_encrypted(
         self,

@@ -118,20 +118,16 @@ def _training_set(
         if found is None:
             return None, None
         return found, ws.features.training_set(found).table
-    if hasattr(training_set, "table") and hasattr(training_set, "id"):
-        training_set_ref(training_set)
-        return training_set.id, training_set.table
-    if isinstance(training_set, str):
-        key = training_set.removeprefix("training_set:")
-        with ws.catalog.session() as session:
-            if session.get(TrainingSet, key) is None:
-                raise NotFoundError(
-                    f"No training set '{key}' is in the catalog.",
-                    hint="Build one with ws.features.historical(spine, service).",
-                )
-        return key, ws.features.training_set(key).table
-    training_set_ref(training_set)  # a ConfigError for anything else
-    raise AssertionError("unreachable")
+    key = training_set_ref(training_set)  # a ConfigError for anything but a set or its id
+    if hasattr(training_set, "table"):
+        return key, training_set.table
+    with ws.catalog.session() as session:
+        if session.get(TrainingSet, key) is None:
+            raise NotFoundError(
+                f"No training set '{key}' is in the catalog.",
+                hint="Build one with ws.features.historical(spine, service).",
+            )
+    return key, ws.features.training_set(str(key)).table
 
 
 def with_training_signature(packaged: Package, training_set: Any) -> Package:

@@ -474,10 +474,6 @@ class Run:
         return f"Run({self.id!r}, experiment={self.experiment!r}, status={self.status!r})"
 
 
-def _rename_experiment(ws: Workspace, run: Run, experiment: str) -> None:
-    run.experiment = rename_experiment(ws, run.id, experiment)
-
-
 def rename_experiment(ws: Workspace, run_id: str, experiment: str) -> str:
     """Move a run to ``experiment`` (a launched script names it when its launcher did not);
     a name that is empty or over 128 characters is ignored. Returns the run's experiment.
@@ -663,7 +659,7 @@ def run(
     if launched:
         attached = attach_run(ws, launched)
         if os.environ.get(NAMED_BY_SCRIPT_ENV) == "1" and attached.logs:
-            _rename_experiment(ws, attached, experiment)
+            attached.experiment = rename_experiment(ws, attached.id, experiment)
         attached.log_params(params or {})
         attached.set_tags(tags or {})
         return attached
