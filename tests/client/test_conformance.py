@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import pytest
 
 from plinth.errors import (
@@ -336,6 +337,22 @@ def test_start_run_logs_1000_points_in_batches(client, backend, world):
         assert 1 <= requests < 10  # 1,003 points went in a few batches
     else:
         assert requests == 0
+
+
+def test_bad_metric_names_and_steps_are_refused_at_the_call(client, backend):
+    with client.start_run(f"bad-points-{backend}") as run:
+        run.log_metric("loss", 0.5, step=0)
+        for call in (
+            lambda: run.log_metric("loss", 0.4, step=1.5),
+            lambda: run.log_metric("loss", 0.4, step="2"),
+            lambda: run.log_metrics({"loss": 0.4}, step=True),
+            lambda: run.log_metric("x" * 251, 0.4),
+            lambda: run.log_metrics({3: 0.4}),
+        ):
+            with pytest.raises(ConfigError, match=r"step|Metric name"):
+                call()
+        run.log_metric("loss", 0.3, step=np.int64(1))
+    assert client.metric_history(run.id, "loss").steps == [0, 1]
 
 
 def test_a_failure_inside_the_run_marks_it_failed(client, backend):

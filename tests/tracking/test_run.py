@@ -124,6 +124,46 @@ def test_numpy_and_int_values_are_accepted(ws: plinth.Workspace) -> None:
     assert [v for _, v in _points(ws, run.id, "a")] == [0.25, 3.0]
 
 
+@pytest.mark.parametrize("step", ["7", 1.5, True, 2**63, -(2**63), [1]])
+def test_a_bad_step_is_refused_at_the_call_and_the_other_points_are_kept(
+    ws: plinth.Workspace, step: Any
+) -> None:
+    # A bad step used to reach the writer and fail its whole batch at the next flush, with
+    # an error that blamed the database.
+    with ws.run("exp", capture=False) as run:
+        run.log_metric("a", 1.0, step=0)
+        with pytest.raises(ConfigError, match="'a' got step"):
+            run.log_metric("a", 2.0, step=step)
+        with pytest.raises(ConfigError, match="'a' got step"):
+            run.log_metrics({"a": 2.0, "b": 3.0}, step=step)
+        run.log_metrics({"a": 4.0, "b": 5.0}, step=1)
+    assert _points(ws, run.id, "a") == [(0, 1.0), (1, 4.0)]
+    assert _points(ws, run.id, "b") == [(1, 5.0)]
+
+
+def test_integer_scalars_are_steps(ws: plinth.Workspace) -> None:
+    import numpy as np
+
+    with ws.run("exp", capture=False) as run:
+        run.log_metric("a", 1.0, step=np.int64(3))
+        run.log_metrics({"a": 2.0}, step=np.int32(4))
+    assert _points(ws, run.id, "a") == [(3, 1.0), (4, 2.0)]
+
+
+@pytest.mark.parametrize("key", [1, "", "x" * 251, None])
+def test_a_bad_metric_name_is_refused_every_time(ws: plinth.Workspace, key: Any) -> None:
+    with ws.run("exp", capture=False) as run:
+        for _ in range(2):  # the second call must not pass as an already seen key set
+            with pytest.raises(ConfigError, match="Metric name"):
+                run.log_metric(key, 1.0, step=0)
+            with pytest.raises(ConfigError, match="Metric name"):
+                run.log_metrics({"ok": 1.0, key: 2.0}, step=0)
+            with pytest.raises(ConfigError, match="Metric name"):
+                run.log_metrics({"ok": 1.0, key: 2.0})
+        run.log_metrics({"ok": 3.0}, step=1)
+    assert _points(ws, run.id, "ok") == [(1, 3.0)]
+
+
 def test_logging_waits_instead_of_growing_without_bound(ws: plinth.Workspace) -> None:
     with ws.run("exp", capture=False) as run:
         run._writer.close()

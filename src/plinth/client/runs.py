@@ -34,6 +34,7 @@ from urllib.parse import quote
 
 from plinth.client.base import RunHandle
 from plinth.errors import ConfigError
+from plinth.tracking.checks import check_key, check_step, check_value
 from plinth.tracking.resources import ResourceMeter
 
 if TYPE_CHECKING:
@@ -54,8 +55,6 @@ _open: weakref.WeakSet[RemoteRun] = weakref.WeakSet()
 
 
 def _value(key: str, value: Any) -> float:
-    from plinth.tracking.writer import check_value
-
     return value if type(value) is float else check_value(key, value)
 
 
@@ -155,9 +154,9 @@ class RemoteRun(RunHandle):
         """
         if not self.logs:
             return
-        value = _value(key, value)
+        value = _value(check_key(key), value)
         with self._lock:
-            step = self._next_step((key,)) if step is None else int(step)
+            step = self._next_step((key,)) if step is None else check_step(key, step)
             self._steps[key] = step
         self._add([{"key": key, "value": value, "step": step, "timestamp": time.time()}])
 
@@ -169,10 +168,14 @@ class RemoteRun(RunHandle):
         """
         if not metrics or not self.logs:
             return
-        values = {k: _value(k, v) for k, v in metrics.items()}
+        values = {check_key(k): _value(k, v) for k, v in metrics.items()}
         now = time.time()
         with self._lock:
-            step = self._next_step(tuple(values)) if step is None else int(step)
+            step = (
+                self._next_step(tuple(values))
+                if step is None
+                else check_step(next(iter(values)), step)
+            )
             for key in values:
                 self._steps[key] = step
         self._add(

@@ -39,9 +39,10 @@ from plinth.catalog.lineage import Node, add_edge
 from plinth.catalog.models import Run as RunRecord
 from plinth.catalog.models import RunArtifact, RunParam, RunResource, RunTag
 from plinth.errors import ConfigError, ConflictError, RunNotFoundError
+from plinth.tracking.checks import MAX_STEP, MIN_STEP, check_key, check_step, check_value
 from plinth.tracking.environment import describe as describe_environment
 from plinth.tracking.resources import ResourceMeter, Usage
-from plinth.tracking.writer import MetricWriter, check_value
+from plinth.tracking.writer import MetricWriter
 
 if TYPE_CHECKING:
     from plinth.workspace import Workspace
@@ -187,9 +188,12 @@ class Run:
             return
         if type(value) is not float:
             value = check_value(key, value)
-        if step is None:
-            step = self._previous_step((key,)) + 1
-        self._steps[key] = step
+        steps = self._steps
+        if type(key) is not str or key not in steps:
+            check_key(key)
+        if type(step) is not int or not MIN_STEP <= step <= MAX_STEP:
+            step = self._step((key,), step)
+        steps[key] = step
         # The writer's add() inlined: this is the hottest call in a training loop.
         queue.append((step, time.time_ns() // 1000, key, value))
         if len(queue) >= self._queue_limit:
@@ -210,14 +214,34 @@ class Run:
         values = tuple(metrics.values())
         if countOf(map(type, values), float) != len(values):
             values = tuple(check_value(k, v) for k, v in zip(keys, values, strict=True))
-        if step is None:
-            step = self._previous_step(keys) + 1
+        if type(step) is not int or not MIN_STEP <= step <= MAX_STEP:
+            step = self._step(keys, step)
         # One entry per key set, not per key: the steps of single keys are found from it
-        # only when a later call leaves its step out.
-        self._set_steps[keys] = step
+        # only when a later call leaves its step out. A key set seen for the first time
+        # grows the dict, and only then are its names checked.
+        set_steps = self._set_steps
+        known = len(set_steps)
+        set_steps[keys] = step
+        if len(set_steps) != known:
+            self._check_keys(keys)
         queue.append((step, time.time_ns() // 1000, keys, values))
         if len(queue) >= self._queue_limit:
             self._writer.flush()  # type: ignore[union-attr]
+
+    def _step(self, keys: tuple[Any, ...], step: Any) -> int:
+        """The step of a call whose step is not a plain int in range: the default or a check."""
+        if step is None:
+            return self._previous_step(keys) + 1
+        return check_step(str(keys[0]), step)
+
+    def _check_keys(self, keys: tuple[Any, ...]) -> None:
+        """Refuse a key set with a name that is not 1 to 250 characters of text."""
+        try:
+            for key in keys:
+                check_key(key)
+        except ConfigError:
+            del self._set_steps[keys]
+            raise
 
     def _previous_step(self, keys: tuple[str, ...]) -> int:
         """The highest step logged so far for any of ``keys`` (-1 for none)."""

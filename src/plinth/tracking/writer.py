@@ -27,7 +27,7 @@ from sqlalchemy import insert, text
 
 from plinth._core.clock import utcnow
 from plinth.catalog.models import MetricChunk
-from plinth.errors import CatalogError, ConfigError
+from plinth.errors import CatalogError
 from plinth.tracking.points import pack, summary
 
 INTERVAL_S = 1.0
@@ -295,26 +295,3 @@ def _group(points: list[_Point]) -> dict[str, tuple[np.ndarray, np.ndarray, np.n
 def _transient(exc: Exception) -> bool:
     message = str(exc).lower()
     return any(word in message for word in ("locked", "busy", "deadlock", "could not serialize"))
-
-
-def check_value(key: str, value: Any) -> float:
-    """Return a metric value as a float; NaN and infinities are kept as they are.
-
-    Example:
-        >>> check_value("loss", 1), check_value("loss", float("inf"))
-        (1.0, inf)
-    """
-    if isinstance(value, float):
-        return value
-    if isinstance(value, (bool, str, bytes)):
-        raise ConfigError(
-            f"Metric '{key}' got {value!r} ({type(value).__name__}), not a number.",
-            hint="Log numbers (int, float, or a numpy/torch scalar); use tags for text.",
-        )
-    try:
-        return float(value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(
-            f"Metric '{key}' got a {type(value).__name__}, which is not a number.",
-            hint="Log a number; for a tensor call .item() first.",
-        ) from exc

@@ -101,7 +101,8 @@ def log_points(
         >>> # log_points(ws, run_id, [("loss", 0.5, 0, 1_700_000_000_000_000)])
     """
     from plinth.catalog.models import RunMetric
-    from plinth.tracking.writer import MetricWriter, check_value
+    from plinth.tracking.checks import check_value
+    from plinth.tracking.writer import MetricWriter
 
     _running(ws, run_id)
     keys = {key for key, *_ in points}
