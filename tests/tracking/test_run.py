@@ -96,6 +96,21 @@ def test_many_points_survive_batching_on_each_backend(workspace: Any) -> None:
     assert points[-1] == (29_999, 29_999.0)
 
 
+def test_interleaved_key_sets_keep_logging_order_and_default_steps(ws: plinth.Workspace) -> None:
+    # One key in three key sets of different widths, interleaved within one writer batch,
+    # and logged again at a step it already has: the points come back in logging order.
+    with ws.run("exp", capture=False) as run:
+        run.log_metric("a", 1.0, step=0)
+        run.log_metrics({"a": 2.0, "b": 20.0}, step=1)
+        run.log_metric("b", 21.0)  # one past b's last step: 2
+        run.log_metrics({"c": 30.0, "a": 3.0, "d": 40.0}, step=1)
+        run.log_metric("a", 4.0)  # one past the highest step of a's key sets: 2
+        run.log_metrics({"a": 5.0, "b": 22.0})  # 3
+    assert _points(ws, run.id, "a") == [(0, 1.0), (1, 2.0), (1, 3.0), (2, 4.0), (3, 5.0)]
+    assert _points(ws, run.id, "b") == [(1, 20.0), (2, 21.0), (3, 22.0)]
+    assert _series(ws, run.id, "a").last == 5.0 and _series(ws, run.id, "a").count == 5
+
+
 def test_nan_and_infinities_are_stored_explicitly(workspace: Any) -> None:
     with workspace.run("exp", capture=False) as run:
         run.log_metric("loss", 1.0)
@@ -109,7 +124,7 @@ def test_nan_and_infinities_are_stored_explicitly(workspace: Any) -> None:
     assert series.count == 4 and series.min == -math.inf and series.max == math.inf
 
 
-@pytest.mark.parametrize("value", ["0.5", b"1", True, None, [1.0]])
+@pytest.mark.parametrize("value", ["0.5", b"1", True, None, [1.0], 10**400])
 def test_a_non_number_metric_is_refused(ws: plinth.Workspace, value: Any) -> None:
     with ws.run("exp", capture=False) as run, pytest.raises(ConfigError, match="'loss'"):
         run.log_metric("loss", value)

@@ -29,7 +29,7 @@ def check_value(key: str, value: Any) -> float:
         )
     try:
         return float(value)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ConfigError(
             f"Metric '{key}' got a {type(value).__name__}, which is not a number.",
             hint="Log a number; for a tensor call .item() first.",

@@ -23,8 +23,7 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Mapping
-from itertools import repeat
+from collections.abc import Callable, Mapping
 from operator import countOf
 from pathlib import Path
 from types import TracebackType
@@ -158,8 +157,12 @@ class Run:
         self.status = "running"
         # A launched process's imports and data loading count toward its run.
         self._meter = ResourceMeter(since_start=not owner)
-        self._steps: dict[str, int] = {}
-        self._set_steps: dict[tuple[str, ...], int] = {}
+        # The last step logged per key set id (the writer's ids), for default steps; the
+        # key set of the last log_metrics call with its id and packer; the id and packer
+        # of each single key logged with log_metric.
+        self._last_steps: list[int] = []
+        self._current: tuple[tuple[str, ...], int, Callable[..., bytes]] = ((), -1, bytes)
+        self._singles: dict[str, tuple[int, Callable[..., bytes]]] = {}
         self._params: dict[str, str] = {}
         self._writer: MetricWriter | None = MetricWriter(ws.catalog, run_id) if rank == 0 else None
         self._queue = self._writer.queue if self._writer is not None else None
@@ -188,14 +191,15 @@ class Run:
             return
         if type(value) is not float:
             value = check_value(key, value)
-        steps = self._steps
-        if type(key) is not str or key not in steps:
-            check_key(key)
+        try:
+            kid, packer = self._singles[key]
+        except (KeyError, TypeError):
+            kid, packer = self._single(key)
         if type(step) is not int or not MIN_STEP <= step <= MAX_STEP:
-            step = self._step((key,), step)
-        steps[key] = step
+            step = self._step(kid, step)
+        self._last_steps[kid] = step
         # The writer's add() inlined: this is the hottest call in a training loop.
-        queue.append((step, time.time_ns() // 1000, key, value))
+        queue.append(packer(kid, step, time.time_ns() // 1000, value))
         if len(queue) >= self._queue_limit:
             self._writer.flush()  # type: ignore[union-attr]
 
@@ -210,47 +214,60 @@ class Run:
         queue = self._queue
         if queue is None or not metrics:
             return
-        keys = tuple(metrics)
         values = tuple(metrics.values())
         if countOf(map(type, values), float) != len(values):
-            values = tuple(check_value(k, v) for k, v in zip(keys, values, strict=True))
+            values = tuple(check_value(k, v) for k, v in metrics.items())
+        keys = tuple(metrics)
+        # One attribute read: another thread logging to this run may switch it meanwhile.
+        last, kid, packer = self._current
+        if keys != last:
+            kid, packer = self._switch(keys)
         if type(step) is not int or not MIN_STEP <= step <= MAX_STEP:
-            step = self._step(keys, step)
-        # One entry per key set, not per key: the steps of single keys are found from it
-        # only when a later call leaves its step out. A key set seen for the first time
-        # grows the dict, and only then are its names checked.
-        set_steps = self._set_steps
-        known = len(set_steps)
-        set_steps[keys] = step
-        if len(set_steps) != known:
-            self._check_keys(keys)
-        queue.append((step, time.time_ns() // 1000, keys, values))
+            step = self._step(kid, step)
+        self._last_steps[kid] = step
+        queue.append(packer(kid, step, time.time_ns() // 1000, *values))
         if len(queue) >= self._queue_limit:
             self._writer.flush()  # type: ignore[union-attr]
 
-    def _step(self, keys: tuple[Any, ...], step: Any) -> int:
+    def _single(self, key: Any) -> tuple[int, Callable[..., bytes]]:
+        """Register a key logged alone, once its name is checked."""
+        found = self._register((check_key(key),))
+        self._singles[key] = found
+        return found
+
+    def _switch(self, keys: tuple[Any, ...]) -> tuple[int, Callable[..., bytes]]:
+        """Make ``keys`` the current key set of log_metrics, registering it if it is new."""
+        for key in keys:
+            check_key(key)
+        kid, packer = self._register(keys)
+        self._current = (keys, kid, packer)
+        return kid, packer
+
+    def _register(self, keys: tuple[str, ...]) -> tuple[int, Callable[..., bytes]]:
+        kid, packer = self._writer.key_set(keys)  # type: ignore[union-attr]
+        if kid >= len(self._last_steps):
+            self._last_steps.extend([-1] * (kid + 1 - len(self._last_steps)))
+        return kid, packer
+
+    def _step(self, kid: int, step: Any) -> int:
         """The step of a call whose step is not a plain int in range: the default or a check."""
+        keys = self._writer.key_sets[kid]  # type: ignore[union-attr]
         if step is None:
             return self._previous_step(keys) + 1
-        return check_step(str(keys[0]), step)
-
-    def _check_keys(self, keys: tuple[Any, ...]) -> None:
-        """Refuse a key set with a name that is not 1 to 250 characters of text."""
-        try:
-            for key in keys:
-                check_key(key)
-        except ConfigError:
-            del self._set_steps[keys]
-            raise
+        return check_step(keys[0], step)
 
     def _previous_step(self, keys: tuple[str, ...]) -> int:
-        """The highest step logged so far for any of ``keys`` (-1 for none)."""
-        found = max(map(self._steps.get, keys, repeat(-1)))
+        """The highest last step of any key set sharing a key with ``keys`` (-1 for none)."""
         wanted = set(keys)
-        for logged, step in self._set_steps.items():
-            if step > found and not wanted.isdisjoint(logged):
-                found = step
-        return found
+        key_sets = self._writer.key_sets  # type: ignore[union-attr]
+        return max(
+            (
+                step
+                for logged, step in zip(key_sets, self._last_steps, strict=False)
+                if not wanted.isdisjoint(logged)
+            ),
+            default=-1,
+        )
 
     def log_param(self, key: str, value: Any) -> None:
         """Record one parameter (see :meth:`log_params`)."""

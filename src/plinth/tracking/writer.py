@@ -1,11 +1,17 @@
 """Metric points written in batches on a background thread, so logging never waits on the DB.
 
-The training thread appends ``(step, time, key, value)`` (or ``(step, time, keys, values)``
-with tuples for several metrics at once) to a deque: atomic, no lock. The writer thread drains
-it every ``interval`` seconds and writes everything it took in one transaction: new series
-rows, one packed chunk per series (see :mod:`plinth.tracking.points`) and the series
-summaries. Packing keeps the writer's work per point, which competes with the training
-thread for the interpreter, to a few list appends.
+A logging call packs its points into one ``bytes`` entry, ``<key set id, step, time_us,
+values...>`` as little-endian int64s and float64s, and appends it to a deque: atomic, no lock.
+The key sets (the names logged together) are registered once with :meth:`MetricWriter.key_set`.
+The writer thread drains the deque every ``interval`` seconds and writes everything it took
+in one transaction: new series rows, one packed chunk per series (see
+:mod:`plinth.tracking.points`) and the series summaries.
+
+Entries are bytes rather than tuples for the training thread's sake: bytes are not tracked by
+the garbage collector, so a second of queued points does not set off collections in the
+training loop, and the writer reads a run of entries of one key set as one NumPy array
+instead of touching every value from Python, where it would hold the interpreter lock the
+training thread is waiting for.
 
 ``flush`` puts a marker in the deque and waits until the writer has passed it, so a flush
 covers exactly the points logged before it. When the deque holds ``max_buffered`` entries,
@@ -14,12 +20,11 @@ logging waits for a flush instead of growing without bound.
 
 from __future__ import annotations
 
+import struct
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
-from itertools import chain, groupby
-from operator import itemgetter
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -34,8 +39,7 @@ INTERVAL_S = 1.0
 MAX_BUFFERED = 2_000_000
 RETRIES = 5
 
-_Point = tuple[int, int, Any, Any]
-_STEP, _STAMP, _KEY, _VALUE = (itemgetter(i) for i in range(4))
+_INT64 = np.dtype("<i8")
 
 
 class _Marker:
@@ -52,7 +56,7 @@ class MetricWriter:
 
     Example:
         >>> # writer = MetricWriter(ws.catalog, run_id)
-        >>> # writer.queue.append((0, time_us, "loss", 0.5))   # (step, time, key, value)
+        >>> # writer.add("loss", step=0, time_us=time.time_ns() // 1000, value=0.5)
         >>> # writer.close()   # flushes, then stops the thread
     """
 
@@ -68,9 +72,14 @@ class MetricWriter:
         self._run_id = run_id
         self._interval = interval
         self.max_buffered = max_buffered
-        #: Callers append ``(step, time_us, key, value)`` entries here (atomic, no lock) and
-        #: call :meth:`flush` once it holds ``max_buffered`` of them.
-        self.queue: deque[_Point | _Marker] = deque()
+        #: Callers append entries packed by :meth:`key_set`'s packer here (atomic, no lock)
+        #: and call :meth:`flush` once it holds ``max_buffered`` of them.
+        self.queue: deque[bytes | _Marker] = deque()
+        #: The names of each key set, by id, and the id of each key set.
+        self.key_sets: list[tuple[str, ...]] = []
+        self.key_set_ids: dict[tuple[str, ...], int] = {}
+        self._packers: list[Callable[..., bytes]] = []
+        self._registering = threading.Lock()
         self._series: dict[str, int] = {}
         self._wake = threading.Event()
         self._stopping = False
@@ -81,6 +90,32 @@ class MetricWriter:
         self._thread.start()
 
     # -- the training thread's side ------------------------------------------------------
+
+    def key_set(self, keys: tuple[str, ...]) -> tuple[int, Callable[..., bytes]]:
+        """The id of a key set, registered on first use, and the function that packs its
+        entries: ``packer(id, step, time_us, *values)``.
+
+        Example:
+            >>> # kid, packer = writer.key_set(("loss", "auc"))
+            >>> # writer.queue.append(packer(kid, 3, time_us, 0.25, 0.71))
+        """
+        with self._registering:
+            kid = self.key_set_ids.get(keys)
+            if kid is None:
+                kid = len(self.key_sets)
+                self._packers.append(struct.Struct(f"<3q{len(keys)}d").pack)
+                self.key_sets.append(keys)
+                self.key_set_ids[keys] = kid
+            return kid, self._packers[kid]
+
+    def add(self, key: str, step: int, time_us: int, value: float) -> None:
+        """Queue one checked point (the server's way in; a run packs its own entries).
+
+        Example:
+            >>> # writer.add("loss", 0, time.time_ns() // 1000, 0.5)
+        """
+        kid, packer = self.key_set((key,))
+        self.queue.append(packer(kid, step, time_us, value))
 
     def flush(self, timeout: float | None = None) -> None:
         """Write every point queued so far and wait until it is committed.
@@ -122,7 +157,7 @@ class MetricWriter:
                 "stay queued and are written on the next flush.",
             ) from error
 
-    def _take(self) -> list[_Point | _Marker]:
+    def _take(self) -> list[bytes | _Marker]:
         queue = self.queue
         count = len(queue)
         return [queue.popleft() for _ in range(count)]
@@ -138,18 +173,18 @@ class MetricWriter:
                 except BaseException as exc:  # kept for the training thread to raise
                     self._error = exc
                     # Put the points back at the front so a later flush retries them.
-                    self.queue.extendleft(reversed([i for i in items if type(i) is tuple]))
+                    self.queue.extendleft(reversed([i for i in items if type(i) is bytes]))
                     for item in items:
                         if type(item) is _Marker:
                             item.done.set()
             if self._stopping and not self.queue:
                 return
 
-    def _write_all(self, items: list[_Point | _Marker]) -> None:
+    def _write_all(self, items: list[bytes | _Marker]) -> None:
         if _Marker not in set(map(type, items)):  # the usual batch: no flush request in it
             self._write(items)  # type: ignore[arg-type]
             return
-        points: list[_Point] = []
+        points: list[bytes] = []
         for item in items:
             if type(item) is _Marker:
                 if points:
@@ -161,7 +196,7 @@ class MetricWriter:
         if points:
             self._write(points)
 
-    def _write(self, points: list[_Point]) -> None:
+    def _write(self, points: list[bytes]) -> None:
         for attempt in range(RETRIES):
             try:
                 self._write_once(points)
@@ -171,8 +206,8 @@ class MetricWriter:
                     raise
                 time.sleep(0.1 * 2**attempt)
 
-    def _write_once(self, points: list[_Point]) -> None:
-        grouped = _group(points)
+    def _write_once(self, points: list[bytes]) -> None:
+        grouped = _group(points, self.key_sets)
         engine = self._catalog.engine
         with engine.begin() as connection:
             ids = self._series_ids(connection, grouped)
@@ -220,76 +255,55 @@ class MetricWriter:
         return self._series
 
 
-class _Series:
-    """One key's points of a batch, in logging order: array parts plus pending scalars."""
+def _group(
+    points: list[bytes], key_sets: list[tuple[str, ...]]
+) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Split packed entries into per-key arrays of steps, values and times, in logging order.
 
-    __slots__ = ("parts", "steps", "times", "values")
-
-    def __init__(self) -> None:
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.steps: list[int] = []
-        self.values: list[Any] = []
-        self.times: list[int] = []
-
-    def _flush(self) -> None:
-        if self.steps:
-            self.parts.append(
-                (
-                    np.asarray(self.steps, dtype=np.int64),
-                    np.asarray(self.values, dtype=np.float64),
-                    np.asarray(self.times, dtype=np.int64),
-                )
-            )
-            self.steps, self.values, self.times = [], [], []
-
-    def add_part(self, steps: np.ndarray, values: np.ndarray, times: np.ndarray) -> None:
-        self._flush()
-        self.parts.append((steps, values, times))
-
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        self._flush()
-        if len(self.parts) == 1:
-            return self.parts[0]
-        return tuple(np.concatenate(column) for column in zip(*self.parts, strict=True))  # type: ignore[return-value]
-
-
-def _group(points: list[_Point]) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Split queued entries into per-key arrays of steps, values and times, in logging order.
-
-    Consecutive multi-metric entries with the same keys (a training loop's usual pattern) are
-    turned into one 2-D array in a single NumPy call, so the work per point stays in C.
+    All entries are read as one buffer: entries of one width become the rows of one 2-D
+    array, split by key set id with NumPy, so the work per point stays in C however the
+    key sets interleave.
 
     Example:
-        >>> _group([(0, 10, ("a", "b"), (1.0, 2.0)), (1, 20, "a", 3.0)])["a"][1].tolist()
+        >>> two = struct.Struct("<3q2d").pack(0, 5, 10, 1.0, 2.0)
+        >>> one = struct.Struct("<3qd").pack(1, 6, 20, 3.0)
+        >>> _group([two, one], [("a", "b"), ("a",)])["a"][1].tolist()
         [1.0, 3.0]
     """
-    grouped: dict[str, _Series] = {}
+    buffer = np.frombuffer(b"".join(points), dtype=_INT64)
+    widths = np.fromiter(map(len, points), dtype=np.int64, count=len(points)) // 8
+    parts: dict[str, list[tuple[np.ndarray, ...]]] = {}
+    for width in np.unique(widths).tolist():
+        if len(widths) and widths[0] == width and (widths == width).all():
+            positions = np.arange(len(points))
+            rows = buffer.reshape(-1, width)
+        else:
+            positions = np.flatnonzero(widths == width)
+            starts = (np.cumsum(widths) - widths)[positions]
+            rows = buffer[starts[:, None] + np.arange(width)]
+        kids = rows[:, 0]
+        for kid in np.unique(kids).tolist():
+            if kids[0] == kid and (kids == kid).all():
+                mine, order = rows, positions
+            else:
+                chosen = kids == kid
+                mine, order = rows[chosen], positions[chosen]
+            values = mine[:, 3:].view(np.float64)
+            for column, key in enumerate(key_sets[kid]):
+                parts.setdefault(key, []).append((order, mine[:, 1], values[:, column], mine[:, 2]))
+    return {key: _in_logging_order(found) for key, found in parts.items()}
 
-    def series(key: str) -> _Series:
-        found = grouped.get(key)
-        if found is None:
-            found = grouped[key] = _Series()
-        return found
 
-    # The loops over entries run in C (groupby, map, itemgetter): this thread competes with
-    # the training loop for the interpreter, so its work per point must stay small.
-    for key, run in groupby(points, _KEY):
-        if type(key) is str:
-            found = series(key)
-            for step, stamp, _, value in run:
-                found.steps.append(step)
-                found.values.append(value)
-                found.times.append(stamp)
-            continue
-        segment = list(run)
-        count = len(segment)
-        steps = np.fromiter(map(_STEP, segment), dtype=np.int64, count=count)
-        stamps = np.fromiter(map(_STAMP, segment), dtype=np.int64, count=count)
-        flat = chain.from_iterable(map(_VALUE, segment))
-        matrix = np.fromiter(flat, dtype=np.float64, count=count * len(key)).reshape(count, -1)
-        for column, name in enumerate(key):
-            series(name).add_part(steps, matrix[:, column], stamps)
-    return {key: found.arrays() for key, found in grouped.items()}
+def _in_logging_order(
+    found: list[tuple[np.ndarray, ...]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One key's steps, values and times from its parts, ordered by entry position."""
+    if len(found) == 1:
+        _, steps, values, times = found[0]
+        return steps, values, times
+    order, steps, values, times = (np.concatenate(column) for column in zip(*found, strict=True))
+    by_position = np.argsort(order, kind="stable")
+    return steps[by_position], values[by_position], times[by_position]
 
 
 def _transient(exc: Exception) -> bool:

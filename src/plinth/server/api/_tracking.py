@@ -129,7 +129,7 @@ def log_points(
             if step is None:
                 step = steps.get(key, -1) + 1
             steps[key] = max(step, steps.get(key, step))
-            writer.queue.append((step, time_us, key, float(value)))
+            writer.add(key, step, time_us, float(value))
     finally:
         writer.close()
     return len(points)
