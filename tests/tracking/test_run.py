@@ -124,19 +124,27 @@ def test_nan_and_infinities_are_stored_explicitly(workspace: Any) -> None:
     assert series.count == 4 and series.min == -math.inf and series.max == math.inf
 
 
-@pytest.mark.parametrize("value", ["0.5", b"1", True, None, [1.0], 10**400])
+@pytest.mark.parametrize("value", ["0.5", b"1", None, [1.0], [1.0, 2.0], object(), 10**400])
 def test_a_non_number_metric_is_refused(ws: plinth.Workspace, value: Any) -> None:
-    with ws.run("exp", capture=False) as run, pytest.raises(ConfigError, match="'loss'"):
-        run.log_metric("loss", value)
+    with ws.run("exp", capture=False) as run:
+        with pytest.raises(ConfigError, match="'loss'"):
+            run.log_metric("loss", value)
+        with pytest.raises(ConfigError, match="'loss'"):
+            run.log_metrics({"auc": 0.5, "loss": value}, step=0)
+        run.log_metrics({"auc": 0.5, "loss": 0.25}, step=0)
+    assert _points(ws, run.id, "loss") == [(0, 0.25)]
 
 
-def test_numpy_and_int_values_are_accepted(ws: plinth.Workspace) -> None:
+def test_numpy_int_and_bool_values_are_accepted(ws: plinth.Workspace) -> None:
     import numpy as np
 
     with ws.run("exp", capture=False) as run:
         run.log_metric("a", np.float32(0.25))
         run.log_metric("a", 3)
-    assert [v for _, v in _points(ws, run.id, "a")] == [0.25, 3.0]
+        run.log_metric("a", True)
+        run.log_metrics({"a": np.float64(0.5), "b": np.int64(7), "c": False})
+    assert [v for _, v in _points(ws, run.id, "a")] == [0.25, 3.0, 1.0, 0.5]
+    assert [v for _, v in _points(ws, run.id, "c")] == [0.0]
 
 
 @pytest.mark.parametrize("step", ["7", 1.5, True, 2**63, -(2**63), [1]])

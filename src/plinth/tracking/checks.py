@@ -16,13 +16,15 @@ from plinth.errors import ConfigError
 def check_value(key: str, value: Any) -> float:
     """Return a metric value as a float; NaN and infinities are kept as they are.
 
+    Booleans count as numbers (``True`` is 1.0), as in Python and in other trackers.
+
     Example:
         >>> check_value("loss", 1), check_value("loss", float("inf"))
         (1.0, inf)
     """
     if isinstance(value, float):
         return value
-    if isinstance(value, (bool, str, bytes)):
+    if isinstance(value, (str, bytes)):
         raise ConfigError(
             f"Metric '{key}' got {value!r} ({type(value).__name__}), not a number.",
             hint="Log numbers (int, float, or a numpy/torch scalar); use tags for text.",

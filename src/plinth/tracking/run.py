@@ -24,7 +24,6 @@ import time
 import traceback
 import weakref
 from collections.abc import Callable, Mapping
-from operator import countOf
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -214,9 +213,6 @@ class Run:
         queue = self._queue
         if queue is None or not metrics:
             return
-        values = tuple(metrics.values())
-        if countOf(map(type, values), float) != len(values):
-            values = tuple(check_value(k, v) for k, v in metrics.items())
         keys = tuple(metrics)
         # One attribute read: another thread logging to this run may switch it meanwhile.
         last, kid, packer = self._current
@@ -224,8 +220,15 @@ class Run:
             kid, packer = self._switch(keys)
         if type(step) is not int or not MIN_STEP <= step <= MAX_STEP:
             step = self._step(kid, step)
+        try:
+            # Packing converts each value to a C double, which checks it: anything that is
+            # not a number (text, None, a tensor of several elements) fails here.
+            entry = packer(kid, step, time.time_ns() // 1000, *metrics.values())
+        except Exception:
+            values = [check_value(k, v) for k, v in metrics.items()]  # names the bad one
+            entry = packer(kid, step, time.time_ns() // 1000, *values)
         self._last_steps[kid] = step
-        queue.append(packer(kid, step, time.time_ns() // 1000, *values))
+        queue.append(entry)
         if len(queue) >= self._queue_limit:
             self._writer.flush()  # type: ignore[union-attr]
 
