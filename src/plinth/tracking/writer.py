@@ -9,9 +9,8 @@ in one transaction: new series rows, one packed chunk per series (see
 
 Entries are bytes rather than tuples for the training thread's sake: bytes are not tracked by
 the garbage collector, so a second of queued points does not set off collections in the
-training loop, and the writer reads a run of entries of one key set as one NumPy array
-instead of touching every value from Python, where it would hold the interpreter lock the
-training thread is waiting for.
+training loop, and the writer reads a batch as NumPy arrays instead of touching every value
+from Python, where it would hold the interpreter lock the training thread is waiting for.
 
 ``flush`` puts a marker in the deque and waits until the writer has passed it, so a flush
 covers exactly the points logged before it. When the deque holds ``max_buffered`` entries,
