@@ -239,9 +239,10 @@ class Run:
         return found
 
     def _switch(self, keys: tuple[Any, ...]) -> tuple[int, Callable[..., bytes]]:
-        """Make ``keys`` the current key set of log_metrics, registering it if it is new."""
-        for key in keys:
-            check_key(key)
+        """Make ``keys`` the current key set of log_metrics; its names are checked when new."""
+        if keys not in self._writer.key_set_ids:  # type: ignore[union-attr]
+            for key in keys:
+                check_key(key)
         kid, packer = self._register(keys)
         self._current = (keys, kid, packer)
         return kid, packer

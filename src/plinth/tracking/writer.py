@@ -32,6 +32,7 @@ from sqlalchemy import insert, text
 from plinth._core.clock import utcnow
 from plinth.catalog.models import MetricChunk
 from plinth.errors import CatalogError
+from plinth.tracking.checks import MIN_STEP
 from plinth.tracking.points import pack, summary
 
 INTERVAL_S = 1.0
@@ -98,14 +99,17 @@ class MetricWriter:
             >>> # kid, packer = writer.key_set(("loss", "auc"))
             >>> # writer.queue.append(packer(kid, 3, time_us, 0.25, 0.71))
         """
-        with self._registering:
-            kid = self.key_set_ids.get(keys)
-            if kid is None:
-                kid = len(self.key_sets)
-                self._packers.append(struct.Struct(f"<3q{len(keys)}d").pack)
-                self.key_sets.append(keys)
-                self.key_set_ids[keys] = kid
-            return kid, self._packers[kid]
+        kid = self.key_set_ids.get(keys)
+        if kid is None:
+            with self._registering:
+                kid = self.key_set_ids.get(keys)
+                if kid is None:
+                    kid = len(self.key_sets)
+                    self._packers.append(struct.Struct(f"<3q{len(keys)}d").pack)
+                    self.key_sets.append(keys)
+                    # Last, so a reader without the lock that finds the id finds its packer.
+                    self.key_set_ids[keys] = kid
+        return kid, self._packers[kid]
 
     def add(self, key: str, step: int, time_us: int, value: float) -> None:
         """Queue one checked point (the server's way in; a run packs its own entries).
@@ -242,7 +246,7 @@ class MetricWriter:
                         "updated_at) VALUES (:run, :key, NULL, :first, NULL, NULL, 0, :now) "
                         "ON CONFLICT (run_id, key) DO NOTHING"
                     ),
-                    {"run": self._run_id, "key": key, "now": now, "first": -(2**62)},
+                    {"run": self._run_id, "key": key, "now": now, "first": MIN_STEP},
                 )
             found = connection.execute(
                 text("SELECT key, id FROM run_metrics WHERE run_id = :run"),
@@ -271,18 +275,20 @@ def _group(
     """
     buffer = np.frombuffer(b"".join(points), dtype=_INT64)
     widths = np.fromiter(map(len, points), dtype=np.int64, count=len(points)) // 8
+    starts = np.cumsum(widths) - widths
+    each_width = np.unique(widths).tolist()
     parts: dict[str, list[tuple[np.ndarray, ...]]] = {}
-    for width in np.unique(widths).tolist():
-        if len(widths) and widths[0] == width and (widths == width).all():
+    for width in each_width:
+        if len(each_width) == 1:  # the usual batch: one key set, or keys of one width
             positions = np.arange(len(points))
             rows = buffer.reshape(-1, width)
         else:
             positions = np.flatnonzero(widths == width)
-            starts = (np.cumsum(widths) - widths)[positions]
-            rows = buffer[starts[:, None] + np.arange(width)]
+            rows = buffer[starts[positions, None] + np.arange(width)]
         kids = rows[:, 0]
-        for kid in np.unique(kids).tolist():
-            if kids[0] == kid and (kids == kid).all():
+        each_kid = np.unique(kids).tolist()
+        for kid in each_kid:
+            if len(each_kid) == 1:
                 mine, order = rows, positions
             else:
                 chosen = kids == kid

@@ -302,11 +302,9 @@ def _uploaded(ws: Any, name: str, file: str, digest: str) -> bytes:
     from plinth.errors import NotFoundError
 
     try:
-        ws.artifacts.resolve(_receipt(name, digest))
+        found = ws.artifacts.resolve(_receipt(name, digest)) and ws.artifacts.exists(digest)
     except NotFoundError:
         found = False
-    else:
-        found = ws.artifacts.exists(digest)
     if not found:
         raise NotFoundError(
             f"The file '{file}' (sha256:{digest}) of the new version of '{name}' has not "

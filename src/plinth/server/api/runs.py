@@ -19,6 +19,7 @@ from plinth.server.api import _tracking
 from plinth.server.api._common import binary_body, workspace
 from plinth.server.auth import require
 from plinth.server.pagination import Cursor, Limit, Page, decode_cursor, page_of
+from plinth.tracking.checks import MAX_KEY_LENGTH, MAX_STEP, MIN_STEP
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 READ = [Depends(require("runs:read"))]
@@ -72,9 +73,9 @@ class RunCreated(BaseModel):
 class MetricPoint(BaseModel):
     """One metric point; ``step`` defaults to the key's previous step plus one."""
 
-    key: str = Field(min_length=1, max_length=250)
+    key: str = Field(min_length=1, max_length=MAX_KEY_LENGTH)
     value: float
-    step: int | None = Field(default=None, ge=-(2**62), le=2**62)
+    step: int | None = Field(default=None, ge=MIN_STEP, le=MAX_STEP)
     timestamp: datetime | float | None = None
 
 
@@ -214,7 +215,7 @@ def get_run(request: Request, run_id: RunId) -> Mapping:
 def metric_history(
     request: Request,
     run_id: RunId,
-    key: Annotated[str, Path(min_length=1, max_length=250)],
+    key: Annotated[str, Path(min_length=1, max_length=MAX_KEY_LENGTH)],
     max_points: Annotated[int, Query(ge=2, le=100_000)] = 500,
 ) -> Mapping:
     """One metric series of a run with at most ``max_points`` points (per bucket its lowest
